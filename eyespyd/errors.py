@@ -26,8 +26,8 @@ class ConfigError(EyespydError):
     """The configuration is invalid; carries every problem found, each with its key path."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+        # One line per problem, each naming the file, so an editor or grep can jump to it.
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
         self.source = source
         self.problems = list(problems)
 

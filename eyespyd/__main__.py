@@ -1,0 +1,5 @@
+"""`python -m eyespyd` is the `eyespyd` command."""
+
+from eyespyd.cli import main
+
+raise SystemExit(main())
