@@ -1,0 +1,110 @@
+"""verdict: faces and their eye states -> keep, blink or review, with a score and the reasons.
+
+A pure function: no I/O, no model. The rules a photographer expects:
+- the worst prominent face decides a group photo; faces much smaller than the largest (people in
+  the background) do not count;
+- a photo goes to blink only on positive evidence of closed eyes; no face, hidden eyes (sunglasses,
+  profile) and scores close to the threshold go to keep or review as configured, never to blink;
+- a wink, or a closed eye whose partner cannot be seen, is a question for the photographer (review)
+  unless one closed eye is configured to be enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from eyespyd.config import VerdictSettings
+from eyespyd.types import Face
+
+KEEP, BLINK, REVIEW = "keep", "blink", "review"
+HIDDEN_AT = 0.5  # an eye whose "not visible" probability reaches this gives no evidence
+
+
+class EyeReading(Protocol):
+    @property
+    def closed(self) -> float: ...
+
+    @property
+    def hidden(self) -> float: ...
+
+
+class FaceReading(Protocol):
+    @property
+    def right(self) -> EyeReading: ...
+
+    @property
+    def left(self) -> EyeReading: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: str  # keep, blink or review
+    score: float  # blink evidence of the deciding face, 0..1 (0 when no face counts)
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _FaceCall:
+    verdict: str
+    score: float
+    reason: str
+
+
+def decide(
+    faces: Sequence[Face], eyes: Sequence[FaceReading], settings: VerdictSettings
+) -> Decision:
+    """The verdict for one photo; `eyes[i]` belongs to `faces[i]`."""
+    if len(faces) != len(eyes):
+        raise ValueError(f"{len(faces)} faces but {len(eyes)} eye readings")
+    if not faces:
+        return Decision(settings.no_face, 0.0, ("no face found",))
+
+    largest = max(face.width for face in faces)
+    calls = []
+    for number, (face, reading) in enumerate(zip(faces, eyes, strict=True), start=1):
+        if face.width < settings.min_face_size * largest:
+            continue  # a background face: not the subject of the photo
+        call = _judge_face(reading, settings)
+        share = f"{face.width / largest:.0%} of the largest" if len(faces) > 1 else "the face"
+        calls.append(_FaceCall(call.verdict, call.score, f"face {number} ({share}): {call.reason}"))
+
+    # The worst prominent face decides: blink over review over hidden-eyes over keep.
+    for wanted in (BLINK, REVIEW, "hidden", KEEP):
+        deciding = [c for c in calls if c.verdict == wanted]
+        if deciding:
+            worst = max(deciding, key=lambda c: c.score)
+            verdict = settings.eyes_not_visible if wanted == "hidden" else wanted
+            others = tuple(c.reason for c in calls if c is not worst)
+            return Decision(verdict, round(worst.score, 4), (worst.reason, *others))
+    raise AssertionError("the largest face is always prominent")  # pragma: no cover
+
+
+def _judge_face(reading: FaceReading, settings: VerdictSettings) -> _FaceCall:
+    eyes = [("right", reading.right), ("left", reading.left)]
+    visible = [(side, eye.closed) for side, eye in eyes if eye.hidden < HIDDEN_AT]
+    if not visible:
+        return _FaceCall("hidden", 0.0, "eyes not visible")
+
+    described = ", ".join(f"{side} eye {closed:.2f} closed" for side, closed in visible)
+    blink_at = settings.threshold + settings.review_margin
+    keep_at = settings.threshold - settings.review_margin
+
+    if len(visible) == 1 and not settings.one_eye_is_enough:
+        # One eye hidden (profile, hair, a hand): a closed visible eye is likely but unproven.
+        closed = visible[0][1]
+        if closed > keep_at:
+            return _FaceCall(REVIEW, closed, f"only one eye visible; {described}")
+        return _FaceCall(KEEP, closed, f"only one eye visible; {described}")
+
+    closed_probs = [closed for _, closed in visible]
+    # Both eyes must be closed unless one is enough: the face's score is then its more open eye.
+    score = max(closed_probs) if settings.one_eye_is_enough else min(closed_probs)
+    if score >= blink_at:
+        return _FaceCall(BLINK, score, described)
+    if score > keep_at:
+        return _FaceCall(REVIEW, score, f"uncertain: {described}")
+    if max(closed_probs) >= blink_at:
+        return _FaceCall(REVIEW, max(closed_probs), f"one eye closed: {described}")
+    return _FaceCall(KEEP, score, described)
