@@ -46,7 +46,15 @@ FACE_FULL_RANGE = ModelInfo(
     sha256="2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
 )
 
-REGISTRY: dict[str, ModelInfo] = {info.name: info for info in (FACE_SHORT_RANGE, FACE_FULL_RANGE)}
+EYE_STATE = ModelInfo(
+    name="eye_state",
+    filename="eye_state.tflite",
+    sha256="95926a753022f60afb206db51af13f5cb94efc1ea302b8aac81982a107fde03a",
+)
+
+REGISTRY: dict[str, ModelInfo] = {
+    info.name: info for info in (FACE_SHORT_RANGE, FACE_FULL_RANGE, EYE_STATE)
+}
 
 
 def candidate_paths(info: ModelInfo, models_dir: Path | None = None) -> tuple[Path, ...]:

@@ -1,0 +1,310 @@
+"""eyes: crop each eye of a face, aligned on the eye line, and ask the eye-state model about it.
+
+The same code crops eyes for training (`eyespyd.train`) and at run time, so the model never sees a
+geometry or a normalisation at run time that it was not trained on:
+
+    eye_geometry(face)            where each eye's crop square is (centre, angle, side, mirrored)
+    sample_square(gray, ...)      resample that square to size x size, antialiased, edges padded
+    normalise(patch)              gain-limited contrast stretch to uint8
+
+Crops are grayscale: a few closed-eye training faces are gray, and colour would let the model tell
+the data sets apart instead of the eyes. The subject's left eye (image right) is mirrored so that
+both eyes reach the model with the nose on the same side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from eyespyd.errors import ModelError
+from eyespyd.types import Face, Point
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eyespyd.models import ModelInfo
+
+FloatArray = npt.NDArray[np.float32]
+ByteArray = npt.NDArray[np.uint8]
+
+# Side of an eye's crop square as a fraction of the distance between the eye centres. 0.75 holds
+# the whole eye (about half the inter-eye distance wide), the lids and the lower edge of the brow,
+# with room for BlazeFace's keypoint error, which is a few percent of that distance.
+SIDE_PER_EYE_DISTANCE = 0.75
+# A face turned away shortens the eye line while the eyes keep their size; the face box does not
+# shrink with the turn. Frontal faces have an eye distance of about 0.4 of BlazeFace's box width.
+MIN_EYE_DISTANCE_PER_BOX = 0.3
+# normalise(): the stretch never multiplies contrast by more than 255 / MIN_RANGE, so a flat patch
+# (dark lens, closed lid in shadow) keeps its flatness instead of turning into amplified noise.
+MIN_RANGE = 48.0
+# The model's classes, in the order of its output.
+CLASSES = ("open", "closed", "hidden")
+
+
+@dataclass(frozen=True, slots=True)
+class EyeGeometry:
+    """One eye's crop square in image pixels: centred on the eye, turned by `angle` radians."""
+
+    centre: Point
+    angle: float  # of the eye line, image x axis towards image y axis (clockwise on screen)
+    side: float  # in source pixels
+    mirrored: bool  # the subject's left eye, flipped so the nose is on the same side as the right
+
+    def corners(self) -> tuple[Point, Point, Point, Point]:
+        """Top-left, top-right, bottom-right, bottom-left of the square in the face's frame."""
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        h = self.side / 2
+        cx, cy = self.centre
+        out = []
+        for u, v in ((-h, -h), (h, -h), (h, h), (-h, h)):
+            out.append((cx + u * cos - v * sin, cy + u * sin + v * cos))
+        return (out[0], out[1], out[2], out[3])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EyeCrop:
+    """What the model sees of one eye (`patch`, size x size uint8 gray) and where it came from."""
+
+    patch: ByteArray = field(repr=False)
+    geometry: EyeGeometry
+
+
+@dataclass(frozen=True, slots=True)
+class EyeState:
+    """The model's verdict on one eye."""
+
+    closed: float  # probability the eye is closed, 0..1
+    hidden: float  # probability the eye is not visible (dark glasses, hand, hair, turned away)
+    crop_box: tuple[Point, Point, Point, Point]  # corners of the crop square in image pixels
+    crop_px: float  # side of the crop in source pixels: small means little detail to judge by
+
+    @property
+    def open(self) -> float:
+        return max(0.0, 1.0 - self.closed - self.hidden)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEyes:
+    right: EyeState  # the subject's right eye, on the image's left
+    left: EyeState
+
+
+def eye_geometry(face: Face) -> tuple[EyeGeometry, EyeGeometry]:
+    """The crop squares of the subject's right and left eye."""
+    (rx, ry), (lx, ly) = face.right_eye, face.left_eye
+    dx, dy = lx - rx, ly - ry
+    distance = math.hypot(dx, dy)
+    # The subject's right eye is on the image's left in an upright face; an eye line pointing
+    # backwards means the face is upside down, and the angle follows it round.
+    angle = math.atan2(dy, dx) if distance > 0 else 0.0
+    side = SIDE_PER_EYE_DISTANCE * max(distance, MIN_EYE_DISTANCE_PER_BOX * face.width, 1.0)
+    return (
+        EyeGeometry((rx, ry), angle, side, mirrored=False),
+        EyeGeometry((lx, ly), angle, side, mirrored=True),
+    )
+
+
+def eye_crop_size_px(face: Face) -> float:
+    """Side of the eye crops in source pixels; below the model's input size detail is missing.
+
+    The pipeline can re-decode a face at a higher scale when this is small (say under 24 px).
+    """
+    return eye_geometry(face)[0].side
+
+
+def to_gray(pixels: npt.NDArray[np.uint8]) -> ByteArray:
+    """H x W gray from H x W x 3 RGB (Pillow's ITU-R 601 luma) or from H x W gray."""
+    if pixels.ndim == 2:
+        return np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        return np.asarray(Image.fromarray(np.ascontiguousarray(pixels[:, :, :3])).convert("L"))
+    raise ValueError(f"expected H x W gray or H x W x 3 RGB pixels, got shape {pixels.shape}")
+
+
+def _bilinear(image: FloatArray, xs: FloatArray, ys: FloatArray) -> FloatArray:
+    """Sample `image` at float pixel coordinates; points outside repeat the nearest edge pixel."""
+    height, width = image.shape
+    xs = np.clip(xs, 0, width - 1)
+    ys = np.clip(ys, 0, height - 1)
+    x0 = np.minimum(np.floor(xs).astype(np.intp), width - 1)
+    y0 = np.minimum(np.floor(ys).astype(np.intp), height - 1)
+    x1 = np.minimum(x0 + 1, width - 1)
+    y1 = np.minimum(y0 + 1, height - 1)
+    wx = (xs - x0).astype(np.float32)
+    wy = (ys - y0).astype(np.float32)
+    top = image[y0, x0] * (1 - wx) + image[y0, x1] * wx
+    bottom = image[y1, x0] * (1 - wx) + image[y1, x1] * wx
+    out: FloatArray = (top * (1 - wy) + bottom * wy).astype(np.float32)
+    return out
+
+
+def sample_square(gray: ByteArray, geometry: EyeGeometry, size: int) -> FloatArray:
+    """The geometry's square of a gray image resampled to size x size float32 (0..255).
+
+    Only the square's bounding box is touched, so the cost does not grow with the image. A
+    square larger than `size` is first shrunk with Pillow's antialiasing resize, so thin
+    eyelashes average out instead of aliasing. Parts beyond the image repeat its edge: a constant
+    fill would draw a dark bar that looks like a lid or a lens.
+    """
+    height, width = gray.shape
+    cx, cy = geometry.centre
+    half = geometry.side / 2 * (abs(math.cos(geometry.angle)) + abs(math.sin(geometry.angle)))
+    # One pixel of margin for the bilinear neighbours; clamped so the box always holds a pixel.
+    x0 = min(max(math.floor(cx - half) - 1, 0), width - 1)
+    y0 = min(max(math.floor(cy - half) - 1, 0), height - 1)
+    x1 = max(min(math.ceil(cx + half) + 2, width), x0 + 1)
+    y1 = max(min(math.ceil(cy + half) + 2, height), y0 + 1)
+    region = gray[y0:y1, x0:x1]
+    scale = size / max(geometry.side, 1e-6)
+    sx = sy = 1.0
+    if scale < 1.0:
+        new_w = max(1, round(region.shape[1] * scale))
+        new_h = max(1, round(region.shape[0] * scale))
+        sx, sy = new_w / region.shape[1], new_h / region.shape[0]
+        region = np.asarray(
+            Image.fromarray(region).resize((new_w, new_h), Image.Resampling.BILINEAR)
+        )
+    image = region.astype(np.float32)
+    # Output pixel centres as offsets from the square's centre, in source pixels.
+    steps = ((np.arange(size, dtype=np.float32) + 0.5) / size - 0.5) * np.float32(geometry.side)
+    u, v = np.meshgrid(steps, steps)
+    if geometry.mirrored:
+        u = -u
+    cos, sin = math.cos(geometry.angle), math.sin(geometry.angle)
+    xs = cx + u * cos - v * sin
+    ys = cy + u * sin + v * cos
+    # Source pixel centres sit at integer + 0.5 in continuous coordinates.
+    xs = (xs - x0) * sx - 0.5
+    ys = (ys - y0) * sy - 0.5
+    return _bilinear(image, xs.astype(np.float32), ys.astype(np.float32))
+
+
+def normalise(patch: FloatArray) -> ByteArray:
+    """Stretch the 2nd..98th percentile of a patch to 0..255, by at most 255 / MIN_RANGE.
+
+    Evens out exposure and skin tone, which say nothing about the eye's state.
+    """
+    lo, hi = np.percentile(patch, (2.0, 98.0))
+    if hi - lo < MIN_RANGE:
+        mid = (hi + lo) / 2
+        lo, hi = mid - MIN_RANGE / 2, mid + MIN_RANGE / 2
+    stretched = (patch - lo) * (255.0 / (hi - lo))
+    out: ByteArray = np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
+    return out
+
+
+def crop_eye(gray: ByteArray, geometry: EyeGeometry, size: int) -> EyeCrop:
+    """One eye as the model sees it."""
+    return EyeCrop(normalise(sample_square(gray, geometry, size)), geometry)
+
+
+def crop_eyes(pixels: npt.NDArray[np.uint8], face: Face, size: int) -> tuple[EyeCrop, EyeCrop]:
+    """The subject's right and left eye of `face`, as size x size uint8 gray patches.
+
+    `pixels` is H x W x 3 RGB or H x W gray, in the coordinates of `face`. Never raises for
+    eyes at or beyond the image's edge: the missing part repeats the edge.
+    """
+    right, left = eye_geometry(face)
+    # Gray conversion of just the part around the eyes: the image may be a 1620 px preview.
+    xs = [p[0] for g in (right, left) for p in g.corners()]
+    ys = [p[1] for g in (right, left) for p in g.corners()]
+    height, width = pixels.shape[:2]
+    x0 = min(max(math.floor(min(xs)) - 2, 0), width - 1)
+    y0 = min(max(math.floor(min(ys)) - 2, 0), height - 1)
+    x1 = max(min(math.ceil(max(xs)) + 3, width), x0 + 1)
+    y1 = max(min(math.ceil(max(ys)) + 3, height), y0 + 1)
+    gray = to_gray(pixels[y0:y1, x0:x1])
+    crops = []
+    for g in (right, left):
+        local = EyeGeometry((g.centre[0] - x0, g.centre[1] - y0), g.angle, g.side, g.mirrored)
+        crops.append(EyeCrop(crop_eye(gray, local, size).patch, g))
+    return crops[0], crops[1]
+
+
+def _default_model() -> ModelInfo:
+    from eyespyd import models
+
+    info = getattr(models, "EYE_STATE", None)
+    if info is None:
+        raise ModelError("the eye-state model is not registered in eyespyd.models (EYE_STATE)")
+    return info  # type: ignore[no-any-return]
+
+
+class EyeClassifier:
+    """The int8 eye-state model: crop both eyes -> one invoke for the pair -> probabilities.
+
+    Loads the model once (sha256-checked). One thread: parallelism comes from workers.
+    """
+
+    def __init__(
+        self,
+        model: ModelInfo | None = None,
+        *,
+        models_dir: Path | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        from eyespyd.models import load_interpreter
+
+        self.model = model if model is not None else _default_model()
+        self._interpreter = load_interpreter(
+            self.model, models_dir=models_dir, num_threads=num_threads
+        )
+        inp = self._interpreter.get_input_details()[0]
+        out = self._interpreter.get_output_details()[0]
+        shape = tuple(int(n) for n in inp["shape"])
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1:
+            raise ModelError(f"model {self.model.name}: expected N x S x S x 1 input, got {shape}")
+        self.size = shape[1]
+        self._input = int(inp["index"])
+        self._output = int(out["index"])
+        self._in_dtype = inp["dtype"]
+        self._in_scale, self._in_zero = inp["quantization"]
+        self._out_scale, self._out_zero = out["quantization"]
+        self._classes = int(out["shape"][-1])
+        self._batch = 0
+
+    def probabilities(self, patches: npt.NDArray[np.uint8]) -> FloatArray:
+        """N x classes probabilities (open, closed[, hidden]) for N x S x S uint8 patches."""
+        batch = int(patches.shape[0])
+        if batch != self._batch:
+            # Both eyes of a face go in one invoke; resizing reallocates, so only on change.
+            self._interpreter.resize_tensor_input(self._input, [batch, self.size, self.size, 1])
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+        x = patches.astype(np.float32)[..., None] / np.float32(255.0)
+        if self._in_dtype == np.float32:
+            tensor = x
+        else:
+            info = np.iinfo(self._in_dtype)
+            q = np.rint(x / np.float32(self._in_scale) + np.float32(self._in_zero))
+            tensor = np.clip(q, info.min, info.max).astype(self._in_dtype)
+        self._interpreter.set_tensor(self._input, tensor)
+        self._interpreter.invoke()
+        raw = np.asarray(self._interpreter.get_tensor(self._output), dtype=np.float32)
+        if self._out_scale:
+            raw = (raw - np.float32(self._out_zero)) * np.float32(self._out_scale)
+        probs: FloatArray = raw.astype(np.float32)
+        return probs
+
+    def classify(self, pixels: npt.NDArray[np.uint8], face: Face) -> FaceEyes:
+        """The state of both eyes of `face` in `pixels` (H x W x 3 RGB or H x W gray)."""
+        right, left = crop_eyes(pixels, face, self.size)
+        probs = self.probabilities(np.stack([right.patch, left.patch]))
+        states = []
+        for crop, p in zip((right, left), probs, strict=True):
+            hidden = float(p[2]) if self._classes > 2 else 0.0
+            states.append(
+                EyeState(
+                    closed=min(1.0, max(0.0, float(p[1]))),
+                    hidden=min(1.0, max(0.0, hidden)),
+                    crop_box=crop.geometry.corners(),
+                    crop_px=crop.geometry.side,
+                )
+            )
+        return FaceEyes(right=states[0], left=states[1])

@@ -1,0 +1,134 @@
+"""The one place the stages join: decode -> faces -> eyes -> verdict.
+
+`eyespyd classify` and `eyespyd eval` run exactly this; the daemon runs it and then routes. Models
+load once, when the Pipeline is made; a Pipeline is not shared between threads (LiteRT interpreters
+are not thread-safe), so each worker makes its own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from eyespyd.config import DecodeSettings, VerdictSettings
+from eyespyd.decode import decode
+from eyespyd.errors import DecodeError
+from eyespyd.eyes import EyeClassifier, FaceEyes
+from eyespyd.faces import FaceDetector
+from eyespyd.types import Face, Photo
+from eyespyd.verdict import KEEP, Decision, decide
+
+# Below this many source pixels across, an eye crop has too little detail to judge; the photo is
+# decoded again at a higher scale (once) for its eyes. 24 px is about where the eye-state model's
+# validation accuracy starts to fall.
+MIN_EYE_PX = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaceResult:
+    face: Face  # in the coordinates of the full upright image
+    eyes: FaceEyes
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    path: Path
+    verdict: str
+    score: float
+    reasons: tuple[str, ...]
+    faces: tuple[FaceResult, ...]
+    ms: float
+    error: str | None = None  # why the file could not be read; the verdict is then keep
+    source: str = ""  # which pixels were used, e.g. "MPF preview 1620x1080"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        decode_settings: DecodeSettings,
+        verdict_settings: VerdictSettings,
+        models_dir: Path | None = None,
+    ) -> None:
+        self.decode_settings = decode_settings
+        self.verdict_settings = verdict_settings
+        self.detector = FaceDetector(models_dir=models_dir)
+        self.eyes = EyeClassifier(models_dir=models_dir)
+
+    def classify(self, path: Path) -> Result:
+        """The verdict for one file; an unreadable file is kept, with its error."""
+        start = time.perf_counter()
+        try:
+            photo = decode(path, self.decode_settings)
+        except DecodeError as exc:
+            ms = (time.perf_counter() - start) * 1000
+            return Result(path, KEEP, 0.0, (exc.reason,), (), round(ms, 1), error=exc.reason)
+        faces, readings, photo = self.read_faces(photo)
+        decision = decide(faces, readings, self.verdict_settings)
+        ms = (time.perf_counter() - start) * 1000
+        return _result(photo, faces, readings, decision, ms)
+
+    def read_faces(self, photo: Photo) -> tuple[tuple[Face, ...], tuple[FaceEyes, ...], Photo]:
+        """Faces and their eyes; eyes too small to judge are read again from a larger decode."""
+        faces = self.detector.detect(
+            photo.pixels, min_relative_size=self.verdict_settings.min_face_size
+        )
+        readings = tuple(self.eyes.classify(photo.pixels, face) for face in faces)
+        smallest = min((_eye_px(r) for r in readings), default=MIN_EYE_PX)
+        if smallest >= MIN_EYE_PX or photo.scale >= 1.0:
+            return faces, readings, photo
+        larger = self._redecode(photo, MIN_EYE_PX / max(smallest, 1.0))
+        if larger is None:
+            return faces, readings, photo
+        ratio = larger.scale / photo.scale
+        faces = tuple(_scaled(face, ratio) for face in faces)
+        readings = tuple(self.eyes.classify(larger.pixels, face) for face in faces)
+        return faces, readings, larger
+
+    def _redecode(self, photo: Photo, factor: float) -> Photo | None:
+        full_long = max(photo.original_size)
+        long_side = min(full_long, int(max(photo.size) * factor) + 1)
+        if long_side <= max(photo.size):
+            return None
+        settings = replace(self.decode_settings, long_side=long_side, min_preview_side=long_side)
+        try:
+            return decode(photo.path, settings)
+        except DecodeError:
+            return None  # the file changed under us; the first reading stands
+
+
+def _eye_px(reading: FaceEyes) -> float:
+    return min(reading.right.crop_px, reading.left.crop_px)
+
+
+def _scaled(face: Face, ratio: float) -> Face:
+    x0, y0, x1, y1 = face.box
+    points = tuple((x * ratio, y * ratio) for x, y in face.keypoints)
+    return Face(
+        box=(x0 * ratio, y0 * ratio, x1 * ratio, y1 * ratio),
+        score=face.score,
+        keypoints=points,  # type: ignore[arg-type]
+    )
+
+
+def _result(
+    photo: Photo,
+    faces: tuple[Face, ...],
+    readings: tuple[FaceEyes, ...],
+    decision: Decision,
+    ms: float,
+) -> Result:
+    # Report faces in the full image's coordinates, whatever size was decoded.
+    to_full = 1.0 / photo.scale if photo.scale else 1.0
+    return Result(
+        path=photo.path,
+        verdict=decision.verdict,
+        score=decision.score,
+        reasons=decision.reasons,
+        faces=tuple(
+            FaceResult(_scaled(face, to_full), eyes)
+            for face, eyes in zip(faces, readings, strict=True)
+        ),
+        ms=round(ms, 1),
+        source=photo.source,
+    )
