@@ -72,6 +72,8 @@ class Settings:
     decode: DecodeSettings
     verdict: VerdictSettings
     xmp: XmpSettings
+    settle_seconds: float
+    rescan_seconds: float
     workers: int
     log_level: str
     source: str  # the file these came from, or EMBEDDED
@@ -169,6 +171,8 @@ def with_watch(settings: Settings, inbox: Path) -> Settings:
         decode=settings.decode,
         verdict=settings.verdict,
         xmp=settings.xmp,
+        settle_seconds=settings.settle_seconds,
+        rescan_seconds=settings.rescan_seconds,
         workers=settings.workers,
         log_level=settings.log_level,
         source=settings.source,
@@ -273,6 +277,8 @@ def _build(data: dict[str, Any], source: str, base: Path) -> Settings:
             eyes_not_visible=v["eyes_not_visible"],
         ),
         xmp=XmpSettings(x["enabled"], x["naming"], dict(x["rating"]), dict(x["label"])),
+        settle_seconds=float(data["settle_seconds"]),
+        rescan_seconds=float(data["rescan_seconds"]),
         workers=data["workers"],
         log_level=data["log_level"],
         source=source,

@@ -233,6 +233,18 @@ SCHEMA = Section(
                 ),
             },
         ),
+        "settle_seconds": Option(
+            1.0,
+            "A file is complete once its size and time stay unchanged this long (a fifth of it"
+            " after a close event on Linux). Raise it for slow network copies.",
+            _number(0.1, 60.0),
+        ),
+        "rescan_seconds": Option(
+            30,
+            "Scan the inboxes this often as well as watching them, so no frame is stranded by a"
+            " lost file-system event.",
+            _number(2, 3600),
+        ),
         "workers": Option(
             0,
             "Frames processed in parallel; 0 means one per CPU core.",

@@ -1,0 +1,404 @@
+"""`eyespyd run`: watch -> settle -> (classify -> route -> record) in workers, until told to stop.
+
+One main thread owns the watcher's hints, the settler and the bookkeeping of what is in flight;
+worker threads each own a Pipeline (models load once per worker; LiteRT interpreters are not
+shared) and do the expensive part. The work queue is bounded so a 600-file import never holds
+more than a few decoded images at once; the rest wait as paths.
+
+Crash safety lives in route (a file is whole in at least one place at every instant) and the
+ledger (intent is recorded before a move, and `recover` settles what a kill interrupted), so
+SIGKILL at any moment loses nothing and a restart routes nothing twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from eyespyd import config
+from eyespyd.config import FolderSettings, Settings
+from eyespyd.errors import ConfigError, EyespydError
+from eyespyd.journal import log_frame
+from eyespyd.notify import Notifier
+from eyespyd.pipeline import Pipeline
+from eyespyd.record import Ledger, recover, route_and_record
+from eyespyd.route import frame_group, primary
+from eyespyd.settle import Settled, Settler
+from eyespyd.watch import Hint, Watcher, scan
+
+log = logging.getLogger("eyespyd")
+
+TICK = 0.05  # seconds the main loop waits for a hint before looking at everything else
+RETRY_AFTER = 30.0  # seconds before a frame whose routing failed is tried again
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    folder: FolderSettings
+    group: tuple[Path, ...]  # the frame, its RAW/JPEG twin and sidecars
+    primary: Path  # the member that is classified
+    settled: Settled
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    job: Job
+    routed: bool
+    error: str | None = None
+
+
+@dataclass
+class _State:
+    """What the main thread knows; only the main thread touches it."""
+
+    in_flight: set[Path] = field(default_factory=set)  # every member of every queued group
+    retry_at: dict[Path, float] = field(default_factory=dict)
+    last_progress: float = field(default_factory=time.monotonic)
+    routed: int = 0
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_file: Path | None = None,
+        watch: Path | None = None,
+        once: bool = False,
+        ledger_path: Path | None = None,
+        models_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.watch_override = watch
+        self.once = once
+        self.ledger_path = ledger_path
+        self.models_dir = models_dir
+        self.notifier = Notifier.from_environment()
+        self.hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+        self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=settings.worker_count)
+        self.done: queue.SimpleQueue[Done] = queue.SimpleQueue()
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.state = _State()
+        self.settler = Settler(
+            quiet=settings.settle_seconds, quiet_after_close=settings.settle_seconds / 5
+        )
+        self.watcher: Watcher | None = None
+        self.workers: list[threading.Thread] = []
+        self.ledger: Ledger | None = None
+        self._generation = 0  # bumped on reload; workers then take the new settings
+        self._lock: IO[bytes] | None = None
+
+    # --- the main thread ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signal_handlers()
+        self.ledger = Ledger.open(self.ledger_path)
+        # One daemon per ledger: a second one's recover() would take the first one's frames in
+        # flight for interrupted ones.
+        self._lock = _lock_beside(self.ledger.path)
+        self.ledger.start_session(self.settings.source)
+        for line in recover(self.ledger):
+            log.info("%s", line)
+        self._prepare_folders()
+        self._start_workers()
+        if not self.once:
+            self.watcher = Watcher(self.settings.folders, self.hints)
+            self.watcher.start()  # observer first, then scan: nothing slips between the two
+        self._scan_all()
+        self.notifier.ready()
+        log.info(
+            "eyespyd ready: watching %s (%s)",
+            ", ".join(str(f.inbox) for f in self.settings.folders),
+            self.settings.source,
+        )
+        try:
+            self._loop()
+        finally:
+            self._shut_down()
+        return 0
+
+    def _loop(self) -> None:
+        next_rescan = time.monotonic() + self.settings.rescan_seconds
+        watchdog_every = self.notifier.watchdog_interval()
+        next_ping = time.monotonic()
+        while not self.stop_requested.is_set():
+            self._take_hints()
+            self._dispatch(self.settler.poll())
+            self._collect()
+            now = time.monotonic()
+            if now >= next_rescan:
+                self._scan_all()
+                if self.watcher is not None:
+                    self.watcher.check()
+                next_rescan = now + self.settings.rescan_seconds
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self._reload()
+            if watchdog_every and now >= next_ping and self._making_progress(now, watchdog_every):
+                self.notifier.watchdog()
+                next_ping = now + watchdog_every
+            if self.once and self._idle():
+                break
+
+    def _take_hints(self) -> None:
+        try:
+            hint = self.hints.get(timeout=TICK)
+        except queue.Empty:
+            return
+        while True:
+            if hint.folder:
+                folder = self._folder_of(hint.path)
+                if folder is not None:
+                    for path in scan_under(hint.path, folder):
+                        self._note(path, closed=False)
+            else:
+                self._note(hint.path, closed=hint.closed)
+            try:
+                hint = self.hints.get_nowait()
+            except queue.Empty:
+                return
+
+    def _note(self, path: Path, *, closed: bool) -> None:
+        if path in self.state.in_flight:
+            return
+        if self.state.retry_at.get(path, 0.0) > time.monotonic():
+            return
+        self.settler.note(path, closed=closed)
+
+    def _scan_all(self) -> None:
+        for folder in self.settings.folders:
+            for path in scan(folder):
+                self._note(path, closed=False)
+
+    def _dispatch(self, settled: Sequence[Settled]) -> None:
+        assert self.ledger is not None
+        for item in settled:
+            if item.path in self.state.in_flight:
+                continue
+            folder = self._folder_of(item.path)
+            if folder is None or not item.path.exists():
+                continue
+            if self.ledger.already_routed(item.path, item.size, item.mtime_ns):
+                continue  # copy, hardlink and tag leave the frame in the inbox: done already
+            group = frame_group(item.path)
+            if any(member in self.settler for member in group if member != item.path):
+                # Its twin is still being written: wait for it, so the pair travels together.
+                self.settler.note(item.path)
+                continue
+            job = Job(folder, group, primary(group), item)
+            self.state.in_flight.update(group)
+            self._put(job)
+
+    def _put(self, job: Job) -> None:
+        # Blocks while every worker is busy and the queue is full: backpressure, not memory.
+        while not self.stop_requested.is_set():
+            try:
+                self.jobs.put(job, timeout=TICK)
+                return
+            except queue.Full:
+                self._collect()
+        self.state.in_flight.difference_update(job.group)
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                done = self.done.get_nowait()
+            except queue.Empty:
+                return
+            self.state.in_flight.difference_update(done.job.group)
+            self.state.last_progress = time.monotonic()
+            if done.routed:
+                self.state.routed += 1
+                for member in done.job.group:
+                    self.state.retry_at.pop(member, None)
+            else:
+                for member in done.job.group:
+                    self.state.retry_at[member] = time.monotonic() + RETRY_AFTER
+
+    def _idle(self) -> bool:
+        """--once is finished: nothing settling, queued or in a worker's hands. Frames waiting to
+        retry a failed route do not hold it up: they stay in the inbox for the next run."""
+        return not len(self.settler) and not self.state.in_flight and self.jobs.empty()
+
+    def _making_progress(self, now: float, interval: float) -> bool:
+        # Ping systemd's watchdog only while work moves: idle, or a frame finished recently.
+        # A worker stuck on one frame stops the pings and systemd restarts the service.
+        return not self.state.in_flight or now - self.state.last_progress < 2 * interval
+
+    def _folder_of(self, path: Path) -> FolderSettings | None:
+        for folder in self.settings.folders:
+            if folder.inbox == path or folder.inbox in path.parents:
+                return folder
+        return None
+
+    def _prepare_folders(self) -> None:
+        for folder in self.settings.folders:
+            for where in (folder.inbox, folder.keep, folder.blink, folder.review):
+                try:
+                    where.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    log.error("cannot create folder %s: %s", where, exc.strerror or exc)
+
+    def _reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = config.load(self.config_file, self.watch_override)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                log.error("reload refused, keeping the running configuration: %s", line)
+            self.notifier.ready()
+            return
+        folders_changed = new.folders != self.settings.folders
+        self.settings = new
+        self.settler.quiet = new.settle_seconds
+        self.settler.quiet_after_close = new.settle_seconds / 5
+        self._generation += 1
+        logging.getLogger().setLevel(new.log_level.upper())
+        if folders_changed:
+            self._prepare_folders()
+            if self.watcher is not None:
+                self.watcher.stop()
+                self.watcher = Watcher(new.folders, self.hints)
+                self.watcher.start()
+            self._scan_all()
+        log.info("configuration reloaded from %s", new.source)
+        self.notifier.ready()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # tests may run a daemon in a thread; they stop it directly
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stop_requested.set()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _shut_down(self) -> None:
+        self.notifier.stopping()
+        self.stop_requested.set()
+        # Jobs not yet started stay in the inbox for the next run; the frames in hand finish.
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self.state.in_flight.difference_update(job.group)
+        for _ in self.workers:
+            self.jobs.put(None)
+        for worker in self.workers:
+            worker.join()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.ledger is not None:
+            self.ledger.close()
+        if self._lock is not None:
+            self._lock.close()
+        log.info("eyespyd stopped after routing %d frame(s)", self.state.routed)
+
+    # --- the workers --------------------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        # Load every worker's models before watching: a broken model stops start-up, loudly.
+        pipelines = [
+            Pipeline(self.settings.decode, self.settings.verdict, models_dir=self.models_dir)
+            for _ in range(self.settings.worker_count)
+        ]
+        for number, pipeline in enumerate(pipelines, start=1):
+            worker = threading.Thread(
+                target=self._work, args=(pipeline,), name=f"eyespyd-worker-{number}", daemon=True
+            )
+            worker.start()
+            self.workers.append(worker)
+
+    def _work(self, pipeline: Pipeline) -> None:
+        generation = self._generation
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            if generation != self._generation:
+                generation = self._generation
+                pipeline.decode_settings = self.settings.decode
+                pipeline.verdict_settings = self.settings.verdict
+            try:
+                self.done.put(self._handle(pipeline, job))
+            except Exception as exc:  # one bad frame must never take the service down
+                log.error("error handling %s: %s", job.primary, exc, exc_info=True)
+                self.done.put(Done(job, routed=False, error=str(exc)))
+
+    def _handle(self, pipeline: Pipeline, job: Job) -> Done:
+        assert self.ledger is not None
+        result = pipeline.classify(job.primary)
+        if result.error is not None:
+            log.warning("%s: %s; kept", job.primary, result.error)
+        destination = job.folder.destination(result.verdict)
+        outcome = route_and_record(
+            self.ledger, result, job.group, destination, self.settings.action
+        )
+        if outcome.status == "failed":
+            if outcome.log_error:
+                log.error("%s; it stays in the inbox and will be retried", outcome.error)
+            return Done(job, routed=False, error=str(outcome.error))
+        if outcome.status == "routed":
+            log_frame(
+                log,
+                path=job.primary,
+                verdict=result.verdict,
+                score=result.score,
+                faces=len(result.faces),
+                ms=result.ms,
+                destination=outcome.targets[0] if outcome.targets else None,
+            )
+        return Done(job, routed=True)
+
+
+def _lock_beside(ledger: Path) -> IO[bytes]:
+    """An exclusive lock held for the daemon's life; the kernel drops it if the process dies."""
+    lock = (ledger.parent / (ledger.name + ".lock")).open("ab")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise EyespydError(
+            f"another eyespyd is already running with the ledger {ledger}; stop it first"
+        ) from None
+    return lock
+
+
+def scan_under(folder_path: Path, folder: FolderSettings) -> Iterator[Path]:
+    """Candidates below a folder that appeared inside a recursive inbox (a DCIM tree)."""
+    from eyespyd.watch import is_candidate
+
+    for path in sorted(folder_path.rglob("*")):
+        if path.is_file() and is_candidate(path, folder.inbox):
+            yield path
+
+
+def run(
+    config_file: Path | None, watch: Path | None, once: bool, ledger_path: Path | None = None
+) -> int:
+    settings = config.load(config_file, watch)
+    try:
+        return Daemon(
+            settings, config_file=config_file, watch=watch, once=once, ledger_path=ledger_path
+        ).run()
+    except EyespydError as exc:
+        log.critical("eyespyd cannot start: %s", exc)
+        return 1
