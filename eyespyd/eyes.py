@@ -211,20 +211,62 @@ def crop_eyes(pixels: npt.NDArray[np.uint8], face: Face, size: int) -> tuple[Eye
     eyes at or beyond the image's edge: the missing part repeats the edge.
     """
     right, left = eye_geometry(face)
-    # Gray conversion of just the part around the eyes: the image may be a 1620 px preview.
-    xs = [p[0] for g in (right, left) for p in g.corners()]
-    ys = [p[1] for g in (right, left) for p in g.corners()]
+    gray, (x0, y0) = _gray_around(pixels, (right, left))
+    right_crop, left_crop = (
+        EyeCrop(crop_eye(gray, _moved(g, -x0, -y0), size).patch, g) for g in (right, left)
+    )
+    return right_crop, left_crop
+
+
+def eye_views(gray: ByteArray, geometry: EyeGeometry, size: int) -> ByteArray:
+    """VIEWS x size x size patches of one eye: centred, and shifted by a twelfth of the crop's
+    side left, right, up and down (in the eye's own frame).
+
+    BlazeFace's eye centres are off by a few percent of the eye distance, and a closed lid read
+    slightly off-centre can look like an open one; averaging the model over the shifts evens that
+    out (validation recall 0.964 -> 0.971 at the same false-blink count: bench/accuracy.py). One
+    resample of a slightly larger square, then slices: the shifts cost almost nothing.
+    """
+    margin = max(1, round(size / 12))
+    big = size + 2 * margin
+    wider = EyeGeometry(
+        geometry.centre, geometry.angle, geometry.side * big / size, geometry.mirrored
+    )
+    sampled = sample_square(gray, wider, big)
+    corners = (
+        (margin, margin),
+        (margin, 0),
+        (margin, 2 * margin),
+        (0, margin),
+        (2 * margin, margin),
+    )
+    return np.stack([normalise(sampled[r : r + size, c : c + size]) for r, c in corners])
+
+
+VIEWS = 5  # patches per eye from eye_views
+
+
+def _gray_around(
+    pixels: npt.NDArray[np.uint8], geometries: tuple[EyeGeometry, ...], margin: float = 1.2
+) -> tuple[ByteArray, tuple[int, int]]:
+    """Gray pixels of just the part around the eyes (the image may be a 1620 px preview), with the
+    offset of that part; `margin` leaves room for eye_views' wider squares."""
+    xs, ys = [], []
+    for g in geometries:
+        grown = EyeGeometry(g.centre, g.angle, g.side * margin, g.mirrored)
+        for x, y in grown.corners():
+            xs.append(x)
+            ys.append(y)
     height, width = pixels.shape[:2]
     x0 = min(max(math.floor(min(xs)) - 2, 0), width - 1)
     y0 = min(max(math.floor(min(ys)) - 2, 0), height - 1)
     x1 = max(min(math.ceil(max(xs)) + 3, width), x0 + 1)
     y1 = max(min(math.ceil(max(ys)) + 3, height), y0 + 1)
-    gray = to_gray(pixels[y0:y1, x0:x1])
-    crops = []
-    for g in (right, left):
-        local = EyeGeometry((g.centre[0] - x0, g.centre[1] - y0), g.angle, g.side, g.mirrored)
-        crops.append(EyeCrop(crop_eye(gray, local, size).patch, g))
-    return crops[0], crops[1]
+    return to_gray(pixels[y0:y1, x0:x1]), (x0, y0)
+
+
+def _moved(g: EyeGeometry, dx: float, dy: float) -> EyeGeometry:
+    return EyeGeometry((g.centre[0] + dx, g.centre[1] + dy), g.angle, g.side, g.mirrored)
 
 
 def _default_model() -> ModelInfo:
@@ -293,18 +335,21 @@ class EyeClassifier:
         return probs
 
     def classify(self, pixels: npt.NDArray[np.uint8], face: Face) -> FaceEyes:
-        """The state of both eyes of `face` in `pixels` (H x W x 3 RGB or H x W gray)."""
-        right, left = crop_eyes(pixels, face, self.size)
-        probs = self.probabilities(np.stack([right.patch, left.patch]))
+        """The state of both eyes of `face` in `pixels` (H x W x 3 RGB or H x W gray), each the
+        mean over eye_views' shifted patches, all of them in one invoke."""
+        geometries = eye_geometry(face)
+        gray, (x0, y0) = _gray_around(pixels, geometries)
+        views = [eye_views(gray, _moved(g, -x0, -y0), self.size) for g in geometries]
+        probs = self.probabilities(np.concatenate(views)).reshape(2, VIEWS, -1).mean(axis=1)
         states = []
-        for crop, p in zip((right, left), probs, strict=True):
+        for geometry, p in zip(geometries, probs, strict=True):
             hidden = float(p[2]) if self._classes > 2 else 0.0
             states.append(
                 EyeState(
                     closed=min(1.0, max(0.0, float(p[1]))),
                     hidden=min(1.0, max(0.0, hidden)),
-                    crop_box=crop.geometry.corners(),
-                    crop_px=crop.geometry.side,
+                    crop_box=geometry.corners(),
+                    crop_px=geometry.side,
                 )
             )
         return FaceEyes(right=states[0], left=states[1])

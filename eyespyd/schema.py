@@ -170,13 +170,14 @@ SCHEMA = Section(
             doc="How eye states become keep, blink or review.",
             keys={
                 "threshold": Option(
-                    0.5,
-                    "An eye counts as closed when its closed probability reaches this.",
+                    0.55,
+                    "A face blinked when the mean closed probability of its eyes reaches this."
+                    " Lower catches more blinks and risks more false ones.",
                     _number(0.05, 0.99),
                 ),
                 "review_margin": Option(
                     0.15,
-                    "Scores within this distance of the threshold go to review instead.",
+                    "Scores this far below the threshold go to review instead of keep.",
                     _number(0.0, 0.5),
                 ),
                 "one_eye_is_enough": Option(

@@ -11,7 +11,7 @@ from eyespyd.types import Face
 from eyespyd.verdict import Decision, decide
 
 SETTINGS = VerdictSettings(
-    threshold=0.5,
+    threshold=0.55,
     review_margin=0.15,
     one_eye_is_enough=False,
     min_face_size=0.5,
@@ -45,26 +45,40 @@ def one(right: float, left: float, **changes: object) -> Decision:
     return decide([face(200)], [eyes(right, left)], replace(SETTINGS, **changes))  # type: ignore[arg-type]
 
 
-def test_both_eyes_closed_is_a_blink_scored_by_the_more_open_eye() -> None:
+def test_both_eyes_closed_is_a_blink_scored_by_their_mean() -> None:
     decision = one(0.97, 0.91)
     assert decision.verdict == "blink"
-    assert decision.score == pytest.approx(0.91)
+    assert decision.score == pytest.approx(0.94)
     assert decision.reasons == ("face 1 (the face): right eye 0.97 closed, left eye 0.91 closed",)
+
+
+def test_one_closed_and_one_half_closed_eye_is_a_blink() -> None:
+    assert one(0.96, 0.43).verdict == "blink"  # mean 0.695
+
+
+def test_the_threshold_is_the_blink_line_and_the_margin_lies_below_it() -> None:
+    assert one(0.55, 0.55).verdict == "blink"
+    assert one(0.54, 0.54).verdict == "review"
+    assert one(0.41, 0.41).verdict == "review"
+    assert one(0.40, 0.40).verdict == "keep"
+    assert one(0.54, 0.54, review_margin=0.0).verdict == "keep"
 
 
 def test_open_eyes_are_kept() -> None:
     assert one(0.02, 0.1).verdict == "keep"
 
 
-def test_scores_near_the_threshold_go_to_review() -> None:
-    decision = one(0.55, 0.6)
+def test_scores_just_below_the_threshold_go_to_review() -> None:
+    decision = one(0.45, 0.5)
     assert decision.verdict == "review"
     assert decision.reasons[0].startswith("face 1 (the face): uncertain")
 
 
 def test_a_wink_is_reviewed_unless_one_eye_is_enough() -> None:
-    assert one(0.95, 0.05).verdict == "review"
-    assert one(0.95, 0.05).reasons[0].startswith("face 1 (the face): one eye closed")
+    assert one(0.95, 0.05).verdict == "review"  # mean 0.50: in the margin
+    assert one(0.95, 0.02, review_margin=0.0).reasons[0].startswith(
+        "face 1 (the face): one eye closed"
+    )
     assert one(0.95, 0.05, one_eye_is_enough=True).verdict == "blink"
 
 

@@ -1,0 +1,117 @@
+"""Photo-level accuracy on the validation split that training never saw, through the real pipeline.
+
+    python -m bench.accuracy [--data ../shared/data] [--grid]
+
+The split is the training's own (eyespyd.train.data.is_validation: a hash of each picture's name,
+15%, seed 0), minus the label-noise files the model card lists. Every validation face goes through
+decode -> faces -> eyes -> verdict as `eyespyd classify` runs it. Prints blink recall, false blinks
+as a share of open faces, F1 and the review rate at the configured verdict settings, the eye-level
+accuracy, and with --grid the same for other thresholds and margins (the eye probabilities are
+computed once; the verdict is a pure function, so the grid is cheap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+from eyespyd.config import VerdictSettings, load
+from eyespyd.decode import decode
+from eyespyd.pipeline import Pipeline
+from eyespyd.train import data
+from eyespyd.verdict import decide
+
+REPO = Path(__file__).resolve().parents[1]
+NOISE = REPO / "eyespyd" / "train" / "label_noise.txt"
+
+
+def validation_files(root: Path) -> list[tuple[Path, str]]:
+    entries = (line.split("#")[0].strip() for line in NOISE.read_text().splitlines())
+    noise_names = {Path(entry).name for entry in entries if entry}
+    files = []
+    for folder, truth in (("closed", "blink"), ("open", "keep")):
+        for path in sorted((root / "faces" / folder).iterdir()):
+            if path.name in noise_names:
+                continue
+            if data.is_validation(path.stem, 0.15, 0):
+                files.append((path, truth))
+    return files
+
+
+def score(rows: list[tuple[str, str]]) -> dict[str, float]:
+    tp = sum(t == "blink" and v == "blink" for t, v in rows)
+    fp = sum(t == "keep" and v == "blink" for t, v in rows)
+    fn = sum(t == "blink" and v != "blink" for t, v in rows)
+    keepers = sum(t == "keep" for t, _ in rows)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "recall": recall,
+        "false_blinks": fp / keepers if keepers else 0.0,
+        "false_blink_count": fp,
+        "f1": f1,
+        "review": sum(v == "review" for _, v in rows) / len(rows),
+    }
+
+
+def line(label: str, m: dict[str, float]) -> str:
+    return (
+        f"{label:34} recall {m['recall']:.3f}  false blinks {m['false_blinks']:.2%} "
+        f"({int(m['false_blink_count'])})  F1 {m['f1']:.3f}  review {m['review']:.1%}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--grid", action="store_true", help="also try other verdict settings")
+    args = parser.parse_args()
+    settings = load()
+    pipeline = Pipeline(settings.decode, settings.verdict)
+    files = validation_files(args.data)
+    readings = []
+    ms = []
+    eye_right = eye_total = 0
+    for path, truth in files:
+        photo = decode(path, settings.decode)
+        faces, eyes, photo = pipeline.read_faces(photo)
+        readings.append((truth, faces, eyes))
+        result = pipeline.classify(path)
+        ms.append(result.ms)
+        if faces:  # eye level: every visible eye of the largest face against the photo's label
+            for eye in (eyes[0].right, eyes[0].left):
+                eye_total += 1
+                eye_right += (eye.closed > 0.5) == (truth == "blink")
+    blinks = sum(t == "blink" for _, t in files)
+    print(f"validation split: {blinks} closed-eye faces, {len(files) - blinks} open-eye faces")
+    print(f"eye level: {eye_right / eye_total:.2%} of {eye_total} eyes right at p(closed) > 0.5")
+    print(f"ms per photo, whole pipeline: median {statistics.median(ms):.1f}")
+
+    def evaluate(verdict: VerdictSettings) -> dict[str, float]:
+        rows = [(t, decide(f, e, verdict).verdict) for t, f, e in readings]
+        return score(rows)
+
+    print(line("configured " + _describe(settings.verdict), evaluate(settings.verdict)))
+    if args.grid:
+        for one_eye in (False, True):
+            for margin in (0.0, 0.15):
+                for threshold in (0.45, 0.5, 0.525, 0.55, 0.575, 0.6, 0.65, 0.7):
+                    variant = replace(
+                        settings.verdict,
+                        threshold=threshold,
+                        review_margin=margin,
+                        one_eye_is_enough=one_eye,
+                    )
+                    print(line(_describe(variant), evaluate(variant)))
+
+
+def _describe(v: VerdictSettings) -> str:
+    rule = "either" if v.one_eye_is_enough else "both"
+    return f"t={v.threshold:.2f} m={v.review_margin:.2f} {rule}"
+
+
+if __name__ == "__main__":
+    main()
