@@ -24,14 +24,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from eyespyd import config
+from eyespyd import config, xmp
 from eyespyd.config import FolderSettings, Settings
 from eyespyd.errors import ConfigError, EyespydError
 from eyespyd.journal import log_frame
 from eyespyd.notify import Notifier
-from eyespyd.pipeline import Pipeline
+from eyespyd.pipeline import Pipeline, Result
 from eyespyd.record import Ledger, recover, route_and_record
-from eyespyd.route import frame_group, primary
+from eyespyd.route import clean_temps, frame_group, primary
 from eyespyd.settle import Settled, Settler
 from eyespyd.watch import Hint, Watcher, scan
 
@@ -111,6 +111,8 @@ class Daemon:
         for line in recover(self.ledger):
             log.info("%s", line)
         self._prepare_folders()
+        for folder in self.settings.folders:
+            clean_temps(folder.inbox)  # with action tag, XMP temporaries live in the inbox
         self._start_workers()
         if not self.once:
             self.watcher = Watcher(self.settings.folders, self.hints)
@@ -357,6 +359,7 @@ class Daemon:
                 log.error("%s; it stays in the inbox and will be retried", outcome.error)
             return Done(job, routed=False, error=str(outcome.error))
         if outcome.status == "routed":
+            self._write_xmp(pipeline, result, outcome.targets)
             log_frame(
                 log,
                 path=job.primary,
@@ -367,6 +370,18 @@ class Daemon:
                 destination=outcome.targets[0] if outcome.targets else None,
             )
         return Done(job, routed=True)
+
+    def _write_xmp(self, pipeline: Pipeline, result: Result, targets: tuple[Path, ...]) -> None:
+        """The verdict into the routed frame's sidecar, for the photographer's editor. Not for a
+        file that could not be read: its "keep" is a default, not a verdict. A sidecar that
+        cannot be written is logged; the frame stays routed."""
+        if not self.settings.xmp.enabled or result.error is not None:
+            return
+        written = xmp.write_group(
+            targets, result.verdict, result.score, pipeline.model_version, self.settings.xmp
+        )
+        for error in written.errors:
+            log.error("%s", error)
 
 
 def _lock_beside(ledger: Path) -> IO[bytes]:

@@ -54,6 +54,9 @@ class Pipeline:
         self.verdict_settings = verdict_settings
         self.detector = FaceDetector(models_dir=models_dir)
         self.eyes = EyeClassifier(models_dir=models_dir)
+        # What XMP and the ledger name as the model behind a verdict: a user-trained model
+        # differs by its hash even when its file name is the same.
+        self.model_version = f"{self.eyes.model.name} {self.eyes.model.sha256[:12]}"
 
     def classify(self, path: Path) -> Result:
         """The verdict for one file; an unreadable file is kept, with its error."""

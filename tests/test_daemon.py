@@ -306,3 +306,29 @@ def test_once_routes_what_is_there_and_exits(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     assert svc.routed() == len(truth)
     assert not files_in(svc.inbox)
+
+
+def test_xmp_verdicts_are_merged_into_the_sidecar_that_travels_with_the_frame(
+    tmp_path: Path,
+) -> None:
+    from eyespyd.xmp import read_verdict
+
+    svc = Service(tmp_path, "xmp: {enabled: true}\n")
+    svc.inbox.mkdir()
+    _, closed = fixture_frames()
+    (svc.inbox / "IMG_0042.JPG").write_bytes(closed[0])
+    lightroom = (REPO / "tests" / "data" / "xmp" / "lightroom_classic.xmp").read_text("utf-8")
+    (svc.inbox / "IMG_0042.xmp").write_text(lightroom, encoding="utf-8")
+    svc.start()
+    try:
+        wait_for(lambda: (svc.blink / "IMG_0042.JPG").exists(), "the frame")
+        sidecar = svc.blink / "IMG_0042.xmp"
+        wait_for(lambda: sidecar.exists() and read_verdict(sidecar) is not None, "the verdict")
+        written = read_verdict(sidecar)
+        assert written is not None
+        assert (written.verdict, written.rating, written.label) == ("blink", -1, "Red")
+        assert written.model_version.startswith("eye_state ")
+        # The photographer's develop settings survive the merge.
+        assert "crs:ToneCurvePV2012" in sidecar.read_text("utf-8")
+    finally:
+        assert svc.stop() == 0

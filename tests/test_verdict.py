@@ -76,8 +76,10 @@ def test_scores_just_below_the_threshold_go_to_review() -> None:
 
 def test_a_wink_is_reviewed_unless_one_eye_is_enough() -> None:
     assert one(0.95, 0.05).verdict == "review"  # mean 0.50: in the margin
-    assert one(0.95, 0.02, review_margin=0.0).reasons[0].startswith(
-        "face 1 (the face): one eye closed"
+    assert (
+        one(0.95, 0.02, review_margin=0.0)
+        .reasons[0]
+        .startswith("face 1 (the face): one eye closed")
     )
     assert one(0.95, 0.05, one_eye_is_enough=True).verdict == "blink"
 
