@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--grid", action="store_true", help="also try other verdict settings")
     args = parser.parse_args()
     settings = load()
-    pipeline = Pipeline(settings.decode, settings.verdict)
+    pipeline = Pipeline(settings.decode, settings.verdict, model=settings.model)
     files = validation_files(args.data)
     readings = []
     ms = []

@@ -176,7 +176,7 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
     from eyespyd.pipeline import Pipeline
 
     settings = config.load(args.config)
-    return Pipeline(settings.decode, settings.verdict)
+    return Pipeline(settings.decode, settings.verdict, model=settings.model)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -58,6 +58,12 @@ class VerdictSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelSettings:
+    path: Path | None  # None: the shipped eye-state model
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class XmpSettings:
     enabled: bool
     naming: str
@@ -71,6 +77,7 @@ class Settings:
     action: str
     decode: DecodeSettings
     verdict: VerdictSettings
+    model: ModelSettings
     xmp: XmpSettings
     settle_seconds: float
     rescan_seconds: float
@@ -142,6 +149,9 @@ def from_mapping(raw: object, source: str, base: Path) -> Settings:
         raw = {}  # an empty file means "all defaults"
     problems: list[str] = []
     merged = _validate(SCHEMA, raw, "", problems)
+    model = merged["model"]
+    if (model["path"] is None) != (model["sha256"] is None):
+        problems.append("At 'model': give both path and sha256, or neither")
     if not any(p.startswith("At 'folders") for p in problems):
         # Folder relations are checked even when other keys are wrong: every problem at once.
         problems += folder_problems(_build_folders(merged["folders"], base))
@@ -170,6 +180,7 @@ def with_watch(settings: Settings, inbox: Path) -> Settings:
         action=settings.action,
         decode=settings.decode,
         verdict=settings.verdict,
+        model=settings.model,
         xmp=settings.xmp,
         settle_seconds=settings.settle_seconds,
         rescan_seconds=settings.rescan_seconds,
@@ -263,7 +274,11 @@ def _build_folders(folders: list[dict[str, Any]], base: Path) -> tuple[FolderSet
 
 def _build(data: dict[str, Any], source: str, base: Path) -> Settings:
     folders = _build_folders(data["folders"], base)
-    d, v, x = data["decode"], data["verdict"], data["xmp"]
+    d, v, x, m = data["decode"], data["verdict"], data["xmp"], data["model"]
+    model_path = None
+    if m["path"] is not None:
+        model_path = Path(m["path"]).expanduser()
+        model_path = model_path if model_path.is_absolute() else (base / model_path).absolute()
     return Settings(
         folders=folders,
         action=data["action"],
@@ -276,6 +291,7 @@ def _build(data: dict[str, Any], source: str, base: Path) -> Settings:
             no_face=v["no_face"],
             eyes_not_visible=v["eyes_not_visible"],
         ),
+        model=ModelSettings(model_path, m["sha256"].lower() if m["sha256"] else None),
         xmp=XmpSettings(x["enabled"], x["naming"], dict(x["rating"]), dict(x["label"])),
         settle_seconds=float(data["settle_seconds"]),
         rescan_seconds=float(data["rescan_seconds"]),

@@ -319,7 +319,12 @@ class Daemon:
     def _start_workers(self) -> None:
         # Load every worker's models before watching: a broken model stops start-up, loudly.
         pipelines = [
-            Pipeline(self.settings.decode, self.settings.verdict, models_dir=self.models_dir)
+            Pipeline(
+                self.settings.decode,
+                self.settings.verdict,
+                models_dir=self.models_dir,
+                model=self.settings.model,
+            )
             for _ in range(self.settings.worker_count)
         ]
         for number, pipeline in enumerate(pipelines, start=1):

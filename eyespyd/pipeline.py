@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from eyespyd.config import DecodeSettings, VerdictSettings
+from eyespyd.config import DecodeSettings, ModelSettings, VerdictSettings
 from eyespyd.decode import decode
 from eyespyd.errors import DecodeError
 from eyespyd.eyes import EyeClassifier, FaceEyes
 from eyespyd.faces import FaceDetector
+from eyespyd.models import ModelInfo
 from eyespyd.types import Face, Photo
 from eyespyd.verdict import KEEP, Decision, decide
 
@@ -49,11 +50,12 @@ class Pipeline:
         decode_settings: DecodeSettings,
         verdict_settings: VerdictSettings,
         models_dir: Path | None = None,
+        model: ModelSettings | None = None,
     ) -> None:
         self.decode_settings = decode_settings
         self.verdict_settings = verdict_settings
         self.detector = FaceDetector(models_dir=models_dir)
-        self.eyes = EyeClassifier(models_dir=models_dir)
+        self.eyes = EyeClassifier(eye_model(model), models_dir=models_dir)
         # What XMP and the ledger name as the model behind a verdict: a user-trained model
         # differs by its hash even when its file name is the same.
         self.model_version = f"{self.eyes.model.name} {self.eyes.model.sha256[:12]}"
@@ -98,6 +100,13 @@ class Pipeline:
             return decode(photo.path, settings)
         except DecodeError:
             return None  # the file changed under us; the first reading stands
+
+
+def eye_model(settings: ModelSettings | None) -> ModelInfo | None:
+    """The user's own eye-state model when configured (None: the shipped one)."""
+    if settings is None or settings.path is None or settings.sha256 is None:
+        return None
+    return ModelInfo(name="eye_state (own)", filename=str(settings.path), sha256=settings.sha256)
 
 
 def _eye_px(reading: FaceEyes) -> float:

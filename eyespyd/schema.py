@@ -84,6 +84,19 @@ def _path(value: object) -> str | None:
     return None
 
 
+def _path_or_none(value: object) -> str | None:
+    return None if value is None else _path(value)
+
+
+def _sha256_or_none(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).lower()
+    if isinstance(value, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return None
+    return f"must be the 64 hexadecimal digits of a sha256 (got {value!r})"
+
+
 def _rating_or_none(value: object) -> str | None:
     if value is None:
         return None
@@ -202,6 +215,23 @@ SCHEMA = Section(
                     "Where photos go whose deciding face shows no readable eyes (sunglasses,"
                     " profile): review or keep. Never blink.",
                     _one_of("review", "keep"),
+                ),
+            },
+        ),
+        "model": Section(
+            doc="The eye-state model. The shipped one was trained on research-only data; for"
+            " commercial work train your own with `eyespyd train --keep DIR --blink DIR`.",
+            keys={
+                "path": Option(
+                    None,
+                    "A .tflite eye-state model file; null uses the one shipped with eyespyd.",
+                    _path_or_none,
+                ),
+                "sha256": Option(
+                    None,
+                    "The sha256 of that file, as `eyespyd train` printed it; checked at every"
+                    " start, so an altered file is refused.",
+                    _sha256_or_none,
                 ),
             },
         ),

@@ -119,3 +119,16 @@ def test_explain_draws_the_verdict_on_the_photo(tmp_path: Path) -> None:
 def test_check_config_and_version_need_no_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config"]) == 0
     assert "effective settings" in capsys.readouterr().out
+
+
+def test_an_own_eye_model_with_a_wrong_sha256_is_refused_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "mine.tflite"
+    shutil.copy(FACES.parents[2] / "models" / "eye_state.tflite", model)
+    config_file = tmp_path / "eyespyd.yaml"
+    config_file.write_text(f"model: {{path: {model}, sha256: '{'0' * 64}'}}\n", encoding="utf-8")
+    code = main(["classify", "--config", str(config_file), str(FACES / "open_01.jpg")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "sha256 mismatch" in err and str(model) in err

@@ -195,3 +195,14 @@ def test_check_config_exits_non_zero_with_every_problem(
         f"{file}: At 'action': must be one of move, copy, hardlink, tag (got 'delete')",
         f"{file}: At 'workers': must be from 0 to 64 (got -1)",
     ]
+
+
+def test_an_own_eye_model_needs_path_and_sha256_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, "model: {path: my.tflite}\n"))
+    assert caught.value.problems == ["At 'model': give both path and sha256, or neither"]
+    with pytest.raises(ConfigError, match="must be the 64 hexadecimal digits"):
+        config.load(write(tmp_path, "model: {path: my.tflite, sha256: abc}\n"))
+    settings = config.load(write(tmp_path, f"model: {{path: my.tflite, sha256: '{'A' * 64}'}}\n"))
+    assert settings.model.path == tmp_path / "my.tflite"
+    assert settings.model.sha256 == "a" * 64
