@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ledger", type=Path, metavar="FILE", help="default: ledger.sqlite3 in the state folder"
     )
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument(
+        "--html",
+        type=Path,
+        metavar="OUT",
+        help="write a contact sheet of the frames sent to blink/ and review/ to OUT",
+    )
     report.set_defaults(command=cmd_report)
 
     service = sub.add_parser(
@@ -191,7 +197,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from eyespyd import record
 
     with record.Ledger.open(args.ledger, create=False) as ledger:
-        if args.json:
+        if args.html is not None:
+            from eyespyd import contact
+
+            print(contact.write_contact_sheet(ledger, args.html, args.session))
+        elif args.json:
             print(json.dumps(record.report_json(ledger, args.session), indent=2))
         else:
             print(record.report(ledger, args.session), end="")
@@ -289,23 +299,13 @@ def collect(paths: Sequence[Path], *, recursive: bool) -> list[Path]:
 
 
 def result_json(result: Result) -> dict[str, object]:
+    from eyespyd.record import faces_json
+
     return {
         "path": str(result.path),
         "verdict": result.verdict,
         "score": result.score,
-        "faces": [
-            {
-                "box": [round(v, 1) for v in f.face.box],
-                "score": round(f.face.score, 3),
-                "eyes": {
-                    "left": round(f.eyes.left.closed, 4),
-                    "right": round(f.eyes.right.closed, 4),
-                    "left_hidden": round(f.eyes.left.hidden, 4),
-                    "right_hidden": round(f.eyes.right.hidden, 4),
-                },
-            }
-            for f in result.faces
-        ],
+        "faces": faces_json(result),
         "reasons": list(result.reasons),
         "source": result.source,
         "ms": result.ms,

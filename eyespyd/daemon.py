@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from eyespyd import config, xmp
+from eyespyd import config, contact, xmp
 from eyespyd.config import FolderSettings, Settings
 from eyespyd.errors import ConfigError, EyespydError
 from eyespyd.journal import log_frame
@@ -365,6 +365,11 @@ class Daemon:
             return Done(job, routed=False, error=str(outcome.error))
         if outcome.status == "routed":
             self._write_xmp(pipeline, result, outcome.targets)
+            if result.verdict != "keep":
+                # The session's contact sheet beside the destinations, for review in the studio.
+                contact.refresh_session_sheet(
+                    self.ledger, job.folder, decode_settings=self.settings.decode
+                )
             log_frame(
                 log,
                 path=job.primary,

@@ -209,6 +209,9 @@ def shrink(image: Image.Image, scale: float) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BILINEAR, box=box, reducing_gap=1.0)
 
 
+OVERVIEW = 4 * 192  # long side of the image the whole-image passes are taken from
+
+
 class BlazeFace:
     """One BlazeFace interpreter with its anchors: preprocess -> infer -> postprocess."""
 
@@ -366,16 +369,24 @@ class FaceDetector:
         def needed() -> float:
             return max(min_size * longest, min_relative_size * found.widest())
 
+        # The whole-image passes see at most 192 px: shrinking once to a few times that, rather
+        # than from the full image in every pass, saves about 1.2 ms a pass on a 1620 px preview.
+        scale = min(1.0, OVERVIEW / longest)
+        overview = shrink(image, scale) if scale < 1.0 else image
+
+        def whole(model: BlazeFace, pad: float) -> tuple[FloatArray, FloatArray]:
+            window = Window.around(overview.width, overview.height, pad)
+            detections, scores = model.run(overview, window, threshold)
+            return detections / np.float32(scale), scores
+
         short_window = Window.around(width, height)
-        found.add(*self._confirmed(image, *self._short.run(image, short_window, threshold)))
+        found.add(*self._confirmed(image, *whole(self._short, 1.0)))
         covered = SHORT_RANGE.min_face * short_window.side
         if needed() < covered:
-            full_window = Window.around(width, height, EDGE_PAD)
-            found.add(*self._full.run(image, full_window, threshold))
-            covered = FULL_RANGE.min_face * full_window.side
+            found.add(*whole(self._full, EDGE_PAD))
+            covered = FULL_RANGE.min_face * Window.around(width, height, EDGE_PAD).side
         if not found.count:
-            tight = Window.around(width, height, TIGHT_PAD)
-            found.add(*self._confirmed(image, *self._short.run(image, tight, threshold)))
+            found.add(*self._confirmed(image, *whole(self._short, TIGHT_PAD)))
         # Tiles never zoom in past 1:1: a face too small to be found at its own resolution is too
         # small for its eyes to be judged. Nor do they run to find faces barely smaller than the
         # whole-image pass could.

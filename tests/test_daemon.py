@@ -330,5 +330,9 @@ def test_xmp_verdicts_are_merged_into_the_sidecar_that_travels_with_the_frame(
         assert written.model_version.startswith("eye_state ")
         # The photographer's develop settings survive the merge.
         assert "crs:ToneCurvePV2012" in sidecar.read_text("utf-8")
+        # The session's contact sheet beside the destinations lists the blink.
+        wait_for(lambda: any(svc.root.glob("eyespyd-report-*.html")), "the contact sheet")
+        (sheet,) = svc.root.glob("eyespyd-report-*.html")
+        assert "IMG_0042.JPG" in sheet.read_text("utf-8")
     finally:
         assert svc.stop() == 0

@@ -140,6 +140,7 @@ def test_a_routed_frame_round_trips(ledger: Ledger, inbox: Path, blink: Path) ->
         {
             "box": [10.0, 20.0, 110.0, 140.0],
             "score": 0.97,
+            "keypoints": [[40.0, 60.0]] * 6,
             "eyes": {"left": 0.88, "right": 0.91, "left_hidden": 0.02, "right_hidden": 0.0},
         },
     )
