@@ -247,6 +247,11 @@ class Daemon:
     def _prepare_folders(self) -> None:
         for folder in self.settings.folders:
             for where in (folder.inbox, folder.keep, folder.blink, folder.review):
+                if where.is_dir():
+                    continue
+                if not_mounted(where):
+                    log.error("folder %s is missing: is its drive mounted?", where)
+                    continue
                 try:
                     where.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -392,6 +397,17 @@ class Daemon:
         )
         for error in written.errors:
             log.error("%s", error)
+
+
+MOUNT_ROOTS = (Path("/Volumes"), Path("/media"), Path("/mnt"), Path("/run/media"))
+
+
+def not_mounted(folder: Path, roots: tuple[Path, ...] = MOUNT_ROOTS) -> bool:
+    """Whether `folder` would be created on the system disk where a removable drive belongs: its
+    nearest existing parent is a mount root (/Volumes, /media, /mnt, /run/media) or a user's
+    folder right under one. Creating it would fill the system disk instead of the card."""
+    existing = next((p for p in folder.parents if p.is_dir()), Path("/"))
+    return any(existing == root or existing.parent == root for root in roots)
 
 
 def _lock_beside(ledger: Path) -> IO[bytes]:

@@ -336,3 +336,15 @@ def test_xmp_verdicts_are_merged_into_the_sidecar_that_travels_with_the_frame(
         assert "IMG_0042.JPG" in sheet.read_text("utf-8")
     finally:
         assert svc.stop() == 0
+
+
+def test_folders_on_an_unmounted_drive_are_not_created(tmp_path: Path) -> None:
+    from eyespyd.daemon import not_mounted
+
+    volumes, media = tmp_path / "Volumes", tmp_path / "media"
+    (media / "ana").mkdir(parents=True)
+    volumes.mkdir()
+    roots = (volumes, media)
+    assert not_mounted(volumes / "PhotoSSD" / "session" / "keep", roots)
+    assert not_mounted(media / "ana" / "CARD" / "DCIM", roots)
+    assert not not_mounted(tmp_path / "home" / "Pictures" / "eyespy" / "keep", roots)
