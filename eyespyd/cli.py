@@ -124,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     install.set_defaults(command=cmd_service_install)
     uninstall.set_defaults(command=cmd_service_uninstall)
 
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="propose the threshold your corrections support, and write it when asked",
+        description="Propose the verdict threshold that the corrections you made (frames moved"
+        " between keep/, blink/ and review/) support, show what would have changed, and with"
+        " --write put it in the configuration file.",
+    )
+    _add_config_options(calibrate)
+    calibrate.add_argument(
+        "--ledger", type=Path, metavar="FILE", help="default: ledger.sqlite3 in the state folder"
+    )
+    calibrate.add_argument(
+        "--write", action="store_true", help="write the proposed threshold into the configuration"
+    )
+    calibrate.set_defaults(command=cmd_calibrate)
+
     classify = sub.add_parser(
         "classify",
         help="print the verdict for photos without moving anything",
@@ -165,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png")
     _add_config_options(explain)
     explain.set_defaults(command=cmd_explain)
+
+    from eyespyd.train.__main__ import arguments as train_arguments
+
+    train = sub.add_parser(
+        "train",
+        parents=[train_arguments()],
+        help="train the eye-state model on your own kept and blink photos (needs eyespyd[train])",
+        description="With --keep DIR --blink DIR: train the eye-state model on your own photos,"
+        " labelled by the folder they are in, and write it with its model card (metrics of it and"
+        " of the shipped model on photos held back) to the data folder; print the configuration"
+        " that selects it. Uses no research data unless --data is given. With --data DIR alone:"
+        " train the shipped model on a labelled data folder (faces/open, faces/closed). Needs"
+        " TensorFlow: pip install 'eyespyd[train]'.",
+    )
+    train.set_defaults(command=cmd_train)
 
     example = sub.add_parser(
         "example-config", help="print a commented configuration with every key and its default"
@@ -235,6 +266,35 @@ def cmd_service_uninstall(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from eyespyd import calibrate, corrections, record
+
+    settings = config.load(args.config)
+    with record.Ledger.open(args.ledger, create=False) as ledger:
+        corrections.scan_for_corrections(ledger, settings.folders)  # moves made while stopped
+        proposal = calibrate.propose(ledger, settings.verdict)
+    print(calibrate.format_proposal(proposal), end="")
+    if args.write:
+        if proposal.to_write is None:
+            print("nothing written")
+        else:
+            file = config.find_config_file(args.config)
+            if file is None:
+                raise ConfigError(
+                    config.EMBEDDED,
+                    [
+                        "there is no configuration file to write to; create one with"
+                        " `eyespyd example-config > FILE` and pass --config FILE"
+                    ],
+                )
+            calibrate.apply(file, proposal.to_write)
+            print(
+                f"wrote verdict.threshold {proposal.to_write} to {file};"
+                " reload a running service (systemctl --user reload eyespyd)"
+            )
+    return EXIT_OK
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     paths = args.paths or _inboxes(args)
@@ -274,6 +334,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     explain.draw(pipeline, args.image).save(args.output)
     print(args.output)
     return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from eyespyd.train.__main__ import run
+
+    return run(args)
 
 
 def _inboxes(args: argparse.Namespace) -> list[Path]:

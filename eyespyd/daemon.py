@@ -26,6 +26,7 @@ from typing import IO
 
 from eyespyd import config, contact, xmp
 from eyespyd.config import FolderSettings, Settings
+from eyespyd.corrections import CorrectionWatcher
 from eyespyd.errors import ConfigError, EyespydError
 from eyespyd.journal import log_frame
 from eyespyd.notify import Notifier
@@ -94,6 +95,7 @@ class Daemon:
             quiet=settings.settle_seconds, quiet_after_close=settings.settle_seconds / 5
         )
         self.watcher: Watcher | None = None
+        self.corrections: CorrectionWatcher | None = None
         self.workers: list[threading.Thread] = []
         self.ledger: Ledger | None = None
         self._generation = 0  # bumped on reload; workers then take the new settings
@@ -113,6 +115,11 @@ class Daemon:
         self._prepare_folders()
         for folder in self.settings.folders:
             clean_temps(folder.inbox)  # with action tag, XMP temporaries live in the inbox
+        # Frames the photographer moves between keep/, blink/ and review/ are corrections: the
+        # watcher records them (and those made while eyespyd was down) for `eyespyd calibrate`.
+        if not self.once:
+            self.corrections = CorrectionWatcher(self.settings.folders, self.ledger)
+            self.corrections.start()
         self._start_workers()
         if not self.once:
             self.watcher = Watcher(self.settings.folders, self.hints)
@@ -143,6 +150,8 @@ class Daemon:
                 self._scan_all()
                 if self.watcher is not None:
                     self.watcher.check()
+                if self.corrections is not None:
+                    self.corrections.check()
                 next_rescan = now + self.settings.rescan_seconds
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
@@ -165,18 +174,18 @@ class Daemon:
                     for path in scan_under(hint.path, folder):
                         self._note(path, closed=False)
             else:
-                self._note(hint.path, closed=hint.closed)
+                self._note(hint.path, closed=hint.closed, writing=hint.writing)
             try:
                 hint = self.hints.get_nowait()
             except queue.Empty:
                 return
 
-    def _note(self, path: Path, *, closed: bool) -> None:
+    def _note(self, path: Path, *, closed: bool, writing: bool = False) -> None:
         if path in self.state.in_flight:
             return
         if self.state.retry_at.get(path, 0.0) > time.monotonic():
             return
-        self.settler.note(path, closed=closed)
+        self.settler.note(path, closed=closed, writing=writing)
 
     def _scan_all(self) -> None:
         for folder in self.settings.folders:
@@ -278,6 +287,10 @@ class Daemon:
                 self.watcher.stop()
                 self.watcher = Watcher(new.folders, self.hints)
                 self.watcher.start()
+            if self.corrections is not None and self.ledger is not None:
+                self.corrections.stop()
+                self.corrections = CorrectionWatcher(new.folders, self.ledger)
+                self.corrections.start()
             self._scan_all()
         log.info("configuration reloaded from %s", new.source)
         self.notifier.ready()
@@ -313,6 +326,8 @@ class Daemon:
             worker.join()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.corrections is not None:
+            self.corrections.stop()
         if self.ledger is not None:
             self.ledger.close()
         if self._lock is not None:

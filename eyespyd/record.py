@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -262,6 +263,7 @@ class Ledger:
                         if statement.strip():
                             db.execute(statement)
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._prepare_corrections()
 
     def close(self) -> None:
         with self._lock:
@@ -568,6 +570,178 @@ class Ledger:
                 (status, error, time.time(), frame_id),
             )
 
+    # --- corrections: frames the photographer moved between folders (see eyespyd.corrections) ---
+
+    def _prepare_corrections(self) -> None:
+        with self._write() as db:
+            for statement in _CORRECTIONS_SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    def record_correction(self, frame_id: int, to_verdict: str, path: Path) -> Correction | None:
+        """The photographer put the frame in the `to_verdict` folder, at `path`. Recorded only
+        when that differs from the folder the ledger last knew it in (its verdict's, or the last
+        correction's), checked and written in one transaction: a move noticed twice (by the
+        watcher and by a scan, or by two processes) is recorded once. None when nothing changed."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute("SELECT verdict FROM frames WHERE id = ?", (frame_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no frame {frame_id} in the ledger")
+            last = db.execute(
+                "SELECT to_verdict FROM corrections WHERE frame = ? ORDER BY id DESC LIMIT 1",
+                (frame_id,),
+            ).fetchone()
+            from_verdict = last[0] if last else row[0]
+            if from_verdict == to_verdict:
+                return None
+            correction_id = db.execute(
+                "INSERT INTO corrections (frame, from_verdict, to_verdict, path, noticed)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (frame_id, from_verdict, to_verdict, str(path), now),
+            ).lastrowid
+        return Correction(
+            int(correction_id or 0), frame_id, row[0], from_verdict, to_verdict, Path(path), now
+        )
+
+    def corrections(self, frame_id: int | None = None) -> list[Correction]:
+        """Every correction (or one frame's) in the order they were noticed."""
+        where, args = ("WHERE c.frame = ?", (frame_id,)) if frame_id is not None else ("", ())
+        rows = self._read(
+            "SELECT c.id, c.frame, f.verdict, c.from_verdict, c.to_verdict, c.path, c.noticed"
+            f" FROM corrections c JOIN frames f ON f.id = c.frame {where} ORDER BY c.id",
+            args,
+        )
+        return [Correction(r[0], r[1], r[2], r[3], r[4], Path(r[5]), r[6]) for r in rows]
+
+    def frame_at(self, path: Path) -> Frame | None:
+        """The routed (or being routed) frame the file at `path` belongs to: the same file
+        (device and inode) and size as one of its members when it was routed, else a member's
+        name (as routed, or as in the inbox) with the same size and modification time. Recent
+        frames are looked at first: the files eyespyd is routing right now are found at once,
+        without reading the whole ledger. The newest frame wins a tie."""
+        try:
+            st = Path(path).lstat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        query = (
+            "SELECT m.frame, m.source, m.target, m.mtime_ns, m.device, m.inode FROM members m"
+            " JOIN frames f ON f.id = m.frame WHERE m.size = ? AND m.frame > ?"
+            " AND f.status IN ('routing', 'routed') ORDER BY m.frame DESC"
+        )
+        newest = self._read("SELECT COALESCE(MAX(id), 0) FROM frames")[0][0]
+        name = Path(path).name
+        windows = (newest - _RECENT_FRAMES, -1) if newest > _RECENT_FRAMES else (-1,)
+        for after in windows:
+            rows = self._read(query, (st.st_size, after))
+            for row in rows:
+                if (int(row[4]), int(row[5])) == (st.st_dev, st.st_ino):
+                    return self.frame(row[0])
+            for row in rows:
+                names = (Path(row[1]).name, Path(row[2]).name)
+                if row[3] == st.st_mtime_ns and name in names:
+                    return self.frame(row[0])
+        return None
+
+    def placements(self, frame_ids: Sequence[int] | None = None) -> Iterator[Placement]:
+        """Where eyespyd put each routed frame (all, or those of `frame_ids`) and the folder the
+        ledger last knew it in; tagged frames were put nowhere and are left out. Read a page of
+        frames at a time, so a scan of a large ledger holds a page, not the ledger."""
+        if frame_ids is not None:
+            ids = sorted(set(frame_ids))
+            for start in range(0, len(ids), 500):
+                yield from self._placed(ids[start : start + 500])
+            return
+        last = 0
+        while page := [
+            row[0]
+            for row in self._read(
+                "SELECT id FROM frames WHERE id > ? AND status = 'routed' AND action != 'tag'"
+                " ORDER BY id LIMIT 500",
+                (last,),
+            )
+        ]:
+            yield from self._placed(page)
+            last = page[-1]
+
+    def _placed(self, ids: Sequence[int]) -> list[Placement]:
+        marks = ", ".join("?" * len(ids))
+        frames = self._read(
+            f"SELECT id, path, verdict FROM frames WHERE id IN ({marks})"
+            " AND status = 'routed' AND action != 'tag' ORDER BY id",
+            ids,
+        )
+        members: dict[int, list[Member]] = {}
+        for frame_id, source, target, size, mtime_ns, device, inode in self._read(
+            "SELECT frame, source, target, size, mtime_ns, device, inode FROM members"
+            f" WHERE frame IN ({marks}) ORDER BY frame, position",
+            ids,
+        ):
+            members.setdefault(frame_id, []).append(
+                Member(Path(source), Path(target), size, mtime_ns, int(device), int(inode))
+            )
+        folder = dict(
+            self._read(
+                f"SELECT frame, to_verdict FROM corrections c WHERE frame IN ({marks})"
+                " AND id = (SELECT MAX(id) FROM corrections WHERE frame = c.frame)",
+                ids,
+            )
+        )
+        return [
+            Placement(
+                frame_id,
+                verdict,
+                folder.get(frame_id, verdict),
+                Path(path),
+                tuple(members[frame_id]),
+            )
+            for frame_id, path, verdict in frames
+            if frame_id in members
+        ]
+
+
+# --- corrections' rows (the Ledger methods above; the logic is in eyespyd.corrections) -----------
+
+_RECENT_FRAMES = 2000  # frame_at looks at these first: a routing burst is found without a full scan
+
+_CORRECTIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY,
+    frame INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+    from_verdict TEXT NOT NULL,        -- the folder it left: the verdict's or last correction's
+    to_verdict TEXT NOT NULL CHECK (to_verdict IN ('keep', 'blink', 'review')),
+    path TEXT NOT NULL,                -- where the photographer put it (the primary, or a twin)
+    noticed REAL NOT NULL              -- unix time
+);
+CREATE INDEX IF NOT EXISTS corrections_by_frame ON corrections (frame, id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """The photographer moved a frame from one verdict's folder to another's."""
+
+    id: int
+    frame: int
+    verdict: str  # eyespyd's verdict for the frame
+    from_verdict: str  # the folder it was in: the verdict's, or the previous correction's
+    to_verdict: str
+    path: Path  # where it was found
+    noticed: float  # unix time
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where eyespyd put a routed frame, and which verdict's folder the ledger last knew it in."""
+
+    frame: int
+    verdict: str
+    folder: str  # the last correction's to_verdict, else the verdict
+    path: Path  # the primary, where it was in the inbox
+    members: tuple[Member, ...]  # every file with its target and identity when routed
+
 
 @dataclass(frozen=True, slots=True)
 class _MemberRow:
@@ -592,6 +766,8 @@ def faces_json(result: Classified) -> list[dict[str, Any]]:
         {
             "box": [round(float(v), 1) for v in f.face.box],
             "score": round(float(f.face.score), 3),
+            # The eye crop squares are rebuilt from these (eyes.eye_geometry) for drawing.
+            "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in f.face.keypoints],
             "eyes": {
                 "left": round(float(f.eyes.left.closed), 4),
                 "right": round(float(f.eyes.right.closed), 4),

@@ -189,13 +189,13 @@ def test_a_slowly_written_file_is_classified_once_when_complete(service: Service
     target = service.inbox / "IMG_SLOW.JPG"
     chunks = [data[i : i + len(data) // 6 + 1] for i in range(0, len(data), len(data) // 6 + 1)]
     with target.open("wb") as f:
-        for chunk in chunks:  # about three seconds in all
+        for chunk in chunks:  # over four seconds in all, pausing longer than settle_seconds
             f.write(chunk)
             f.flush()
-            time.sleep(0.5)
+            time.sleep(0.8)
     wait_for(lambda: (service.keep / "IMG_SLOW.JPG").exists(), "the slow file to be routed")
     assert sha256(service.keep / "IMG_SLOW.JPG") == hashlib.sha256(data).hexdigest()
-    assert service.lines_about("IMG_SLOW.JPG") == 1
+    assert service.lines_about("IMG_SLOW.JPG") == 1, service.log_text()
 
 
 def test_a_file_written_under_a_temporary_name_is_classified_after_the_rename(
@@ -348,3 +348,29 @@ def test_folders_on_an_unmounted_drive_are_not_created(tmp_path: Path) -> None:
     assert not_mounted(volumes / "PhotoSSD" / "session" / "keep", roots)
     assert not_mounted(media / "ana" / "CARD" / "DCIM", roots)
     assert not not_mounted(tmp_path / "home" / "Pictures" / "eyespy" / "keep", roots)
+
+
+def test_a_frame_moved_from_blink_to_keep_is_recorded_as_a_correction(service: Service) -> None:
+    service.start()
+    _, closed = fixture_frames()
+    (service.inbox / "IMG_OOPS.JPG").write_bytes(closed[0])
+    wait_for(lambda: (service.blink / "IMG_OOPS.JPG").exists(), "the blink")
+    (service.blink / "IMG_OOPS.JPG").rename(service.keep / "IMG_OOPS.JPG")  # the photographer
+
+    def corrected() -> bool:
+        (ledger,) = service.state.glob("*.sqlite3")
+        with sqlite3.connect(ledger) as db:
+            return bool(db.execute("select count(*) from corrections").fetchone()[0])
+
+    wait_for(corrected, "the correction in the ledger")
+    assert service.stop() == 0
+    env = dict(os.environ, STATE_DIRECTORY=str(service.state))
+    shown = subprocess.run(
+        [sys.executable, "-m", "eyespyd", "calibrate", "--config", str(service.config)],
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
+    assert "1 false blink" in shown.stdout.decode()
