@@ -20,6 +20,7 @@ class _Pending:
     mtime_ns: int
     changed_at: float  # when size or mtime last changed (monotonic)
     quiet: float  # seconds without change that make it complete
+    writing: bool  # seen being created where close events exist: wait for the close
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +38,14 @@ class Settler:
         quiet: float = 1.0,
         quiet_after_close: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        close_timeout: float = 30.0,
     ) -> None:
         self.quiet = quiet
         self.quiet_after_close = quiet_after_close
+        # A writer can pause longer than `quiet` (a tethering tool waiting on the camera); where
+        # close events exist we wait for the close, and only this long after the last change
+        # do we assume the close event was lost.
+        self.close_timeout = close_timeout
         self.clock = clock
         self._pending: dict[Path, _Pending] = {}
 
@@ -49,14 +55,19 @@ class Settler:
     def __contains__(self, path: object) -> bool:
         return path in self._pending
 
-    def note(self, path: Path, *, closed: bool = False) -> None:
-        """A hint that `path` arrived or changed."""
+    def note(self, path: Path, *, closed: bool = False, writing: bool = False) -> None:
+        """A hint that `path` arrived or changed: `closed` when its writer closed it (or renamed
+        it into place), `writing` when it was seen being created and a close event will follow."""
         quiet = self.quiet_after_close if closed else self.quiet
         entry = self._pending.get(path)
         if entry is not None:
-            entry.quiet = min(entry.quiet, quiet) if closed else entry.quiet
+            if closed:
+                entry.quiet = min(entry.quiet, quiet)
+                entry.writing = False
+            elif writing:
+                entry.writing = True
             return
-        self._pending[path] = _Pending(-1, -1, self.clock(), quiet)
+        self._pending[path] = _Pending(-1, -1, self.clock(), quiet, writing and not closed)
 
     def forget(self, path: Path) -> None:
         self._pending.pop(path, None)
@@ -79,6 +90,8 @@ class Settler:
                 continue
             # An empty file is most likely a writer that has not started: give it longer.
             quiet = entry.quiet if stat.st_size else max(entry.quiet, 5 * self.quiet)
+            if entry.writing:
+                quiet = max(quiet, self.close_timeout)
             if now - entry.changed_at < quiet or not _opens(path):
                 continue
             del self._pending[path]

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class Hint:
 
     path: Path
     closed: bool = False  # the writer closed it (Linux close-after-write, or a rename into place)
+    writing: bool = False  # seen being created where a close event will follow (inotify)
     folder: bool = False  # a folder appeared (a card's DCIM tree moved in): scan it
 
 
@@ -94,9 +96,12 @@ def _walk(root: Path, recursive: bool) -> Iterator[Path]:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, folder: FolderSettings, hints: queue.SimpleQueue[Hint]) -> None:
+    def __init__(
+        self, folder: FolderSettings, hints: queue.SimpleQueue[Hint], close_events: bool
+    ) -> None:
         self.folder = folder
         self.hints = hints
+        self.close_events = close_events
 
     def on_closed(self, event: FileClosedEvent) -> None:
         self._hint(event.src_path, closed=True)
@@ -106,7 +111,7 @@ class _Handler(FileSystemEventHandler):
             if self.folder.recursive:
                 self.hints.put(Hint(Path(os.fsdecode(event.src_path)), folder=True))
         else:
-            self._hint(event.src_path, closed=False)
+            self._hint(event.src_path, closed=False, writing=self.close_events)
 
     def on_moved(self, event: DirMovedEvent | FileMovedEvent) -> None:
         if event.is_directory:
@@ -116,10 +121,10 @@ class _Handler(FileSystemEventHandler):
             # A temporary name renamed into place: the final name arrives only as dest_path.
             self._hint(event.dest_path, closed=True)
 
-    def _hint(self, raw: str | bytes, closed: bool) -> None:
+    def _hint(self, raw: str | bytes, closed: bool, writing: bool = False) -> None:
         path = Path(os.fsdecode(raw))
         if is_candidate(path, self.folder.inbox):
-            self.hints.put(Hint(path, closed=closed))
+            self.hints.put(Hint(path, closed=closed, writing=writing))
 
 
 class Watcher:
@@ -159,8 +164,10 @@ class Watcher:
                 continue
             self._drop(folder.inbox, observer)
             try:
+                # Close events exist only with inotify; FSEvents and polling give created events.
+                close_events = not folder.polling and sys.platform.startswith("linux")
                 watch = observer.schedule(
-                    _Handler(folder, self.hints),
+                    _Handler(folder, self.hints, close_events),
                     str(folder.inbox),
                     recursive=folder.recursive,
                     event_filter=EVENT_FILTER,

@@ -92,3 +92,26 @@ def test_a_file_that_does_not_open_waits(tmp_path: Path) -> None:
     clock.now += 2
     assert s.poll() == []
     assert folder in s
+
+
+def test_a_file_seen_being_created_waits_for_its_close_through_long_pauses(tmp_path: Path) -> None:
+    s, clock = settler()
+    path = tmp_path / "IMG_0007.CR3"
+    path.write_bytes(b"x" * 10)
+    s.note(path, writing=True)  # inotify: created, a close event will follow
+    s.poll()
+    clock.now += 5.0  # the writer pauses far longer than the quiet interval
+    assert s.poll() == []
+    s.note(path, closed=True)
+    clock.now += 0.25
+    assert [d.path for d in s.poll()] == [path]
+
+
+def test_a_lost_close_event_does_not_strand_a_file(tmp_path: Path) -> None:
+    s, clock = settler()
+    path = tmp_path / "IMG_0008.CR3"
+    path.write_bytes(b"x" * 10)
+    s.note(path, writing=True)
+    s.poll()
+    clock.now += s.close_timeout + 0.1
+    assert [d.path for d in s.poll()] == [path]
