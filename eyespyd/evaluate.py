@@ -24,6 +24,7 @@ def summarise(results: Sequence[tuple[Result, str]]) -> dict[str, Any]:
     fn = table[BLINK][KEEP] + table[BLINK][REVIEW]
     tn = table[KEEP][KEEP] + table[KEEP][REVIEW]
     total = len(results)
+    keepers = sum(table[KEEP].values())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -35,7 +36,7 @@ def summarise(results: Sequence[tuple[Result, str]]) -> dict[str, Any]:
         "precision": round(precision, 4),
         "recall": round(recall, 4),
         "f1": round(f1, 4),
-        "false_blink_rate": round(fp / sum(table[KEEP].values()), 4) if table[KEEP] else 0.0,
+        "false_blink_rate": round(fp / keepers, 4) if keepers else 0.0,
         "review_rate": round(reviewed / total, 4) if total else 0.0,
         "confusion": table,
         "ms_per_photo": {

@@ -132,3 +132,15 @@ def test_an_own_eye_model_with_a_wrong_sha256_is_refused_with_a_clear_error(
     assert code == 1
     err = capsys.readouterr().err
     assert "sha256 mismatch" in err and str(model) in err
+
+
+def test_eval_with_no_keepers_reports_instead_of_crashing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blink, keep = tmp_path / "blink", tmp_path / "keep"
+    blink.mkdir()
+    keep.mkdir()
+    shutil.copy(FACES / "closed_01.jpg", blink)
+    assert main(["eval", "--blink", str(blink), "--keep", str(keep), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["photos"], report["recall"], report["false_blink_rate"]) == (1, 1.0, 0.0)

@@ -1,30 +1,39 @@
-"""`python -m eyespyd.train`: train the eye-state model and write an int8 TFLite file.
+"""`eyespyd train`, `python -m eyespyd.train`: train the eye-state model as an int8 TFLite file.
 
+Two modes, one command:
+
+    eyespyd train --keep DIR --blink DIR [--data DIR]     on the photographer's own archive
     python -m eyespyd.train --data ../shared/data --out models/eye_state.tflite --report DIR
 
-Needs TensorFlow (`pip install eyespyd[train]`). Face detections and eye crops are cached, so
-only the first run pays for detection.
+The first (`eyespyd.train.archive`) learns from photos filed as kept or blinked and writes the
+model, with its model card, to the user's data folder; `--data` mixes in a labelled data folder
+(research terms). The second trains the shipped model on a data folder (`faces/open`,
+`faces/closed`, optional `eyes/` patches). Needs TensorFlow (`pip install 'eyespyd[train]'`).
+Face detections and eye crops of a data folder are cached, so only the first run pays for
+detection.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from eyespyd.train import data
-from eyespyd.train.augment import AugmentConfig, clear_glasses, jittered_crop, sunglasses
-from eyespyd.train.data import CLOSED, OPEN, EyeSet
-from eyespyd.train.metrics import eye_metrics, face_pairs, format_table, photo_table
+# The training modules are imported where they are used: `eyespyd` builds its parser from
+# `arguments()` at every start, and should not pay for them.
+if TYPE_CHECKING:
+    from eyespyd.train.data import EyeSet
 
 log = logging.getLogger("eyespyd.train")
 
@@ -45,21 +54,49 @@ def read_exclusions(path: Path | None) -> set[str]:
     return {line for line in lines if line}
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m eyespyd.train", description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="labelled data folder")
-    p.add_argument("--out", type=Path, default=Path("models/eye_state.tflite"))
-    p.add_argument("--cache", type=Path, help="crop cache (.npz); default under ~/.cache/eyespyd")
-    p.add_argument("--report", type=Path, help="folder for metrics and contact sheets")
-    p.add_argument("--size", type=int, default=48, help="model input side in pixels")
-    p.add_argument("--width", type=int, default=16, help="filters of the first layer")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--per-class", type=int, default=5000, help="samples per class per epoch")
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-patches", action="store_true", help="train on face crops only")
-    p.add_argument(
+def arguments() -> argparse.ArgumentParser:
+    """The options of both modes, as a parent parser (`eyespyd train` reuses it)."""
+    p = argparse.ArgumentParser(add_help=False)
+    mine = p.add_argument_group("your archive (the model goes to the data folder, with a card)")
+    mine.add_argument("--keep", type=Path, metavar="DIR", help="photos you kept (recursive)")
+    mine.add_argument("--blink", type=Path, metavar="DIR", help="photos you set aside as blinks")
+    mine.add_argument(
+        "--config", type=Path, metavar="FILE", help="configuration whose verdict settings score"
+    )
+    shared = p.add_argument_group("a labelled data folder (faces/open, faces/closed)")
+    shared.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="train on it (default ../shared/data without --keep/--blink); with --keep/--blink,"
+        " mix it in (research terms)",
+    )
+    shared.add_argument("--out", type=Path, help="default models/eye_state.tflite; not with --keep")
+    shared.add_argument("--cache", type=Path, help="crop cache (.npz); default ~/.cache/eyespyd")
+    shared.add_argument("--report", type=Path, help="folder for metrics and contact sheets")
+    shared.add_argument("--no-patches", action="store_true", help="train on face crops only")
+    shared.add_argument(
         "--exclude", type=Path, default=LABEL_NOISE, help="file names to leave out (label noise)"
+    )
+    training = p.add_argument_group("training")
+    training.add_argument("--size", type=int, default=48, help="model input side in pixels")
+    training.add_argument("--width", type=int, default=16, help="filters of the first layer")
+    training.add_argument("--epochs", type=int, help="default 30 (--data), 20 (archive)")
+    training.add_argument(
+        "--per-class", type=int, help="samples per class per epoch: 5000 (--data), 4000 (archive)"
+    )
+    training.add_argument(
+        "--val-fraction", type=float, help="held back: 0.15 (--data), 0.2 of the archive"
+    )
+    training.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m eyespyd.train",
+        description=__doc__.split("\n")[0],
+        parents=[arguments()],
     )
     return p.parse_args(argv)
 
@@ -68,6 +105,8 @@ def synthetic(
     eyes: EyeSet, size: int, kind: str, seed: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Validation eyes behind drawn clear glasses or sunglasses: robustness, not accuracy."""
+    from eyespyd.train.augment import AugmentConfig, clear_glasses, jittered_crop, sunglasses
+
     rng = np.random.default_rng(seed)
     cfg = AugmentConfig()
     xs = []
@@ -124,13 +163,82 @@ def crops_by_path(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    try:
-        from eyespyd.train import fit
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        log.error("training needs TensorFlow: pip install 'eyespyd[train]' (%s)", exc)
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Either mode, from parsed arguments; 2 for a wrong command line or no TensorFlow."""
+    if importlib.util.find_spec("tensorflow") is None:
+        print("eyespyd: training needs TensorFlow: pip install 'eyespyd[train]'", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.keep is not None or args.blink is not None:
+        return run_archive(args)
+    args.data = args.data or Path("../shared/data")
+    if not args.data.is_dir():
+        print(
+            f"eyespyd: no data folder {args.data}: give --keep DIR --blink DIR to train on your"
+            " own photos, or --data DIR",
+            file=sys.stderr,
+        )
+        return 2
+    return train_shipped(args)
+
+
+def run_archive(args: argparse.Namespace) -> int:
+    from eyespyd.errors import ConfigError, EyespydError
+    from eyespyd.train import archive
+
+    if args.keep is None or args.blink is None:
+        print("eyespyd: give both --keep DIR and --blink DIR", file=sys.stderr)
+        return 2
+    for option, folder in (("--keep", args.keep), ("--blink", args.blink)):
+        if not folder.is_dir():
+            print(f"eyespyd: {option} {folder}: not a folder", file=sys.stderr)
+            return 2
+    if args.out is not None or args.report is not None:
+        print(
+            "eyespyd: --out and --report are for training on --data alone; a model trained on"
+            " your photos goes to the data folder, with its card",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    try:
+        return archive.run(
+            args.keep,
+            args.blink,
+            research=args.data,
+            research_cache=args.cache or default_cache(args.size),
+            exclude=read_exclusions(args.exclude),
+            patches=not args.no_patches,
+            config_file=args.config,
+            size=args.size,
+            width=args.width,
+            epochs=args.epochs or archive.EPOCHS,
+            per_class=args.per_class or archive.PER_CLASS,
+            held_back=args.val_fraction if args.val_fraction is not None else archive.HELD_BACK,
+            seed=args.seed,
+        )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # one line per problem, each naming the file
+        return 2
+    except EyespydError as exc:
+        print(f"eyespyd: {exc}", file=sys.stderr)
+        return 1
+
+
+def train_shipped(args: argparse.Namespace) -> int:
+    """The shipped model's training on a labelled data folder (models/EYE_MODEL.md)."""
+    from eyespyd.train import data, fit
+    from eyespyd.train.augment import AugmentConfig
+    from eyespyd.train.data import CLOSED, OPEN
+    from eyespyd.train.metrics import eye_metrics, face_pairs, format_table, photo_table
+
+    args.out = args.out or Path("models/eye_state.tflite")
+    args.epochs = args.epochs or 30
+    args.per_class = args.per_class or 5000
+    args.val_fraction = args.val_fraction if args.val_fraction is not None else 0.15
     cache = args.cache or default_cache(args.size)
     eyes, missed = data.load_eyes(args.data, cache, args.size, patches=not args.no_patches)
     if missed:
