@@ -190,11 +190,19 @@ def normalise(patch: FloatArray) -> ByteArray:
 
     Evens out exposure and skin tone, which say nothing about the eye's state.
     """
-    lo, hi = np.percentile(patch, (2.0, 98.0))
-    if hi - lo < MIN_RANGE:
-        mid = (hi + lo) / 2
-        lo, hi = mid - MIN_RANGE / 2, mid + MIN_RANGE / 2
-    stretched = (patch - lo) * (255.0 / (hi - lo))
+    one: ByteArray = normalise_many(patch[None])[0]
+    return one
+
+
+def normalise_many(patches: FloatArray) -> ByteArray:
+    """normalise() of each of N x S x S patches, in one vectorised pass (one percentile call for
+    all five views of an eye costs a fifth of five calls; the arithmetic is the same)."""
+    lo, hi = np.percentile(patches, (2.0, 98.0), axis=(1, 2))
+    narrow = hi - lo < MIN_RANGE
+    mid = (hi + lo) / 2
+    lo = np.where(narrow, mid - MIN_RANGE / 2, lo)[:, None, None]
+    hi = np.where(narrow, mid + MIN_RANGE / 2, hi)[:, None, None]
+    stretched = (patches - lo) * (255.0 / (hi - lo))
     out: ByteArray = np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
     return out
 
@@ -240,7 +248,7 @@ def eye_views(gray: ByteArray, geometry: EyeGeometry, size: int) -> ByteArray:
         (0, margin),
         (2 * margin, margin),
     )
-    return np.stack([normalise(sampled[r : r + size, c : c + size]) for r, c in corners])
+    return normalise_many(np.stack([sampled[r : r + size, c : c + size] for r, c in corners]))
 
 
 VIEWS = 5  # patches per eye from eye_views

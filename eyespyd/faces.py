@@ -209,7 +209,7 @@ def shrink(image: Image.Image, scale: float) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BILINEAR, box=box, reducing_gap=1.0)
 
 
-OVERVIEW = 4 * 192  # long side of the image the whole-image passes are taken from
+OVERVIEW = 4 * 192  # the whole-image passes read an image at least this long (and below twice)
 
 
 class BlazeFace:
@@ -369,10 +369,13 @@ class FaceDetector:
         def needed() -> float:
             return max(min_size * longest, min_relative_size * found.widest())
 
-        # The whole-image passes see at most 192 px: shrinking once to a few times that, rather
-        # than from the full image in every pass, saves about 1.2 ms a pass on a 1620 px preview.
-        scale = min(1.0, OVERVIEW / longest)
-        overview = shrink(image, scale) if scale < 1.0 else image
+        # The whole-image passes see at most 192 px. A whole-factor box reduction to between four
+        # and eight times that (1 ms on a 1620 px preview) then feeds both, instead of resampling
+        # the full image in every pass (5 ms); a box reduction by k maps coordinates by exactly k.
+        # (Two to four times lost one of four small faces in a square: test_faces.)
+        factor = max(1, longest // OVERVIEW)
+        overview = image.reduce(factor) if factor > 1 else image
+        scale = 1.0 / factor
 
         def whole(model: BlazeFace, pad: float) -> tuple[FloatArray, FloatArray]:
             window = Window.around(overview.width, overview.height, pad)
