@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from eyespyd import config, contact, xmp
+from eyespyd import config, xmp
 from eyespyd.config import FolderSettings, Settings
 from eyespyd.corrections import CorrectionWatcher
 from eyespyd.errors import ConfigError, EyespydError
@@ -34,6 +34,7 @@ from eyespyd.pipeline import Pipeline, Result
 from eyespyd.record import Ledger, recover, route_and_record
 from eyespyd.route import clean_temps, frame_group, primary
 from eyespyd.settle import Settled, Settler
+from eyespyd.sheets import SheetRefresher
 from eyespyd.watch import Hint, Watcher, scan
 
 log = logging.getLogger("eyespyd")
@@ -96,6 +97,7 @@ class Daemon:
         )
         self.watcher: Watcher | None = None
         self.corrections: CorrectionWatcher | None = None
+        self.sheets: SheetRefresher | None = None
         self.workers: list[threading.Thread] = []
         self.ledger: Ledger | None = None
         self._generation = 0  # bumped on reload; workers then take the new settings
@@ -120,6 +122,8 @@ class Daemon:
         if not self.once:
             self.corrections = CorrectionWatcher(self.settings.folders, self.ledger)
             self.corrections.start()
+        self.sheets = SheetRefresher(self.ledger, self.settings.decode)
+        self.sheets.start()
         self._start_workers()
         if not self.once:
             self.watcher = Watcher(self.settings.folders, self.hints)
@@ -324,6 +328,8 @@ class Daemon:
             self.jobs.put(None)
         for worker in self.workers:
             worker.join()
+        if self.sheets is not None:
+            self.sheets.stop()
         if self.watcher is not None:
             self.watcher.stop()
         if self.corrections is not None:
@@ -385,11 +391,9 @@ class Daemon:
             return Done(job, routed=False, error=str(outcome.error))
         if outcome.status == "routed":
             self._write_xmp(pipeline, result, outcome.targets)
-            if result.verdict != "keep":
+            if result.verdict != "keep" and self.sheets is not None:
                 # The session's contact sheet beside the destinations, for review in the studio.
-                contact.refresh_session_sheet(
-                    self.ledger, job.folder, decode_settings=self.settings.decode
-                )
+                self.sheets.mark(job.folder)
             log_frame(
                 log,
                 path=job.primary,
