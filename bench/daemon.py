@@ -150,7 +150,7 @@ def soak(frames: list[bytes], count: int, root: Path, batch: int = 500) -> None:
         for start in range(0, count, batch):
             for i in range(start, min(count, start + batch)):
                 (daemon.inbox / f"SOAK_{i:05d}.JPG").write_bytes(frames[i % len(frames)])
-            while daemon.routed() < min(count, start + batch):
+            while daemon.routed() < min(count, start + batch) - start:
                 time.sleep(0.1)
             readings.append(daemon.rss_mb())
             # Empty the destinations so the disk does not fill during a long soak.

@@ -777,7 +777,7 @@ def _publish(sidecar: Path, data: bytes, before: os.stat_result | None) -> None:
             if _identity(now) != _identity(before):
                 raise _ChangedMeanwhileError
             try:
-                temp.replace(sidecar)
+                os.replace(temp, sidecar)  # noqa: PTH105 - patchable on every Python
             except OSError as exc:
                 raise _LeaveAloneError(f"it cannot be replaced: {_reason(exc)}") from None
             renamed = True
