@@ -243,6 +243,9 @@ class Ledger:
         except sqlite3.Error as exc:
             db.close()
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
+        except BaseException:
+            db.close()  # e.g. a ledger from a newer eyespyd: refused, and not left open
+            raise
         return ledger
 
     def _prepare(self) -> None:

@@ -7,6 +7,7 @@ folders with a generous deadline; no test asserts on elapsed time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -162,7 +163,7 @@ def test_a_burst_of_600_frames_is_routed_completely_and_correctly(service: Servi
 
 def ledger_rows(service: Service) -> list[tuple[object, ...]]:
     (ledger,) = service.state.glob("*.sqlite3")
-    with sqlite3.connect(ledger) as db:
+    with contextlib.closing(sqlite3.connect(ledger)) as db:
         return db.execute("select * from frames").fetchall()
 
 
@@ -359,7 +360,7 @@ def test_a_frame_moved_from_blink_to_keep_is_recorded_as_a_correction(service: S
 
     def corrected() -> bool:
         (ledger,) = service.state.glob("*.sqlite3")
-        with sqlite3.connect(ledger) as db:
+        with contextlib.closing(sqlite3.connect(ledger)) as db:
             return bool(db.execute("select count(*) from corrections").fetchone()[0])
 
     wait_for(corrected, "the correction in the ledger")
