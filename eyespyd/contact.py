@@ -367,6 +367,9 @@ def refresh_session_sheet(
         return out
 
 
+MAX_CARDS = 300  # flagged frames a sheet shows, the latest first to go in
+
+
 def _write(
     out: Path,
     session: Session,
@@ -377,6 +380,12 @@ def _write(
 ) -> Path:
     settings = decode_settings or DEFAULT_SETTINGS
     flagged = [f for v in FLAGGED for f in frames if f.status == ROUTED and f.verdict == v]
+    # A page of thousands of thumbnails opens slowly on a laptop and, rebuilt every few seconds,
+    # keeps the daemon's memory growing with the session: the latest MAX_CARDS frames get cards.
+    hidden = max(0, len(flagged) - MAX_CARDS)
+    if hidden:
+        latest = {f.id for f in sorted(flagged, key=lambda f: f.id)[-MAX_CARDS:]}
+        flagged = [f for f in flagged if f.id in latest]
 
     def thumb(frame: Frame) -> Thumbnail:
         return thumbnail(current_place(frame), frame.faces, settings, thumb_px, cache)
@@ -386,7 +395,8 @@ def _write(
             thumbs = list(pool.map(thumb, flagged))  # Pillow decodes without holding the GIL
     else:
         thumbs = [thumb(f) for f in flagged]
-    page = render(session, frames, dict(zip((f.id for f in flagged), thumbs, strict=True)), out)
+    shown = dict(zip((f.id for f in flagged), thumbs, strict=True))
+    page = render(session, frames, shown, out, hidden=hidden)
     # A file name that is not UTF-8 (bytes from an old card) shows with a replacement character.
     _write_atomically(out, page.encode("utf-8", errors="replace"))
     return out
@@ -440,10 +450,16 @@ def _norm(path: Path) -> str:
 
 
 def render(
-    session: Session, frames: Sequence[Frame], thumbs: Mapping[int, Thumbnail], out: Path
+    session: Session,
+    frames: Sequence[Frame],
+    thumbs: Mapping[int, Thumbnail],
+    out: Path,
+    *,
+    hidden: int = 0,
 ) -> str:
     """The page: a header with the session and its counts, then a section per flagged verdict.
-    `thumbs` maps frame ids to their thumbnails; links to the photos are relative to `out`."""
+    `thumbs` maps frame ids to their thumbnails; links to the photos are relative to `out`. With
+    `hidden`, only the frames in `thumbs` get cards and a line says how many earlier ones do not."""
     counts = {KEEP: 0, BLINK: 0, REVIEW: 0}
     for f in frames:
         if f.status == ROUTED:
@@ -452,6 +468,8 @@ def render(
     in_progress = sum(f.status == ROUTING for f in frames)
     sections = {v: [f for f in frames if f.status == ROUTED and f.verdict == v] for v in FLAGGED}
     flagged = sum(len(s) for s in sections.values())
+    if hidden:
+        sections = {v: [f for f in cards if f.id in thumbs] for v, cards in sections.items()}
 
     started = datetime.fromtimestamp(session.started)
     title = f"eyespyd: {flagged} flagged, {started:%a %d %b %Y}"
@@ -466,6 +484,12 @@ def render(
         stats.append(f'<span class="stat">{in_progress} in progress</span>')
 
     body = []
+    if hidden:
+        body.append(
+            f'<p class="legend">{_plural(hidden, "earlier flagged frame")} of this session'
+            f" {'is' if hidden == 1 else 'are'} not shown here; <code>eyespyd report</code>"
+            " lists them all.</p>"
+        )
     for verdict in FLAGGED:
         cards = sections[verdict]
         if not cards:

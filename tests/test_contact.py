@@ -372,6 +372,20 @@ def test_every_flagged_frame_has_exactly_one_card_blink_first(
     assert page.index('<section class="blink"') < page.index('<section class="review"')
 
 
+def test_a_long_session_shows_only_its_latest_flagged_frames(
+    flagged_shoot: Shoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eyespyd.contact
+
+    monkeypatch.setattr(eyespyd.contact, "MAX_CARDS", 3)
+    by_verdict = frames_by_verdict(flagged_shoot.ledger)
+    latest = sorted(f.id for v in ("blink", "review") for f in by_verdict[v])[-3:]
+    page = write_contact_sheet(flagged_shoot.ledger, tmp_path / "sheet.html").read_text("utf-8")
+    assert sorted(int(c) for c in cards(page)) == latest
+    assert "5 earlier flagged frames of this session are not shown here" in page
+    assert "<b>8</b> of 10 frames flagged" in page  # the counts still cover the whole session
+
+
 def test_header_has_session_configuration_and_counts(flagged_shoot: Shoot, tmp_path: Path) -> None:
     page = write_contact_sheet(flagged_shoot.ledger, tmp_path / "sheet.html").read_text("utf-8")
 
