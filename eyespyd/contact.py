@@ -53,7 +53,7 @@ SHEET_PREFIX = "eyespyd-report-"
 FLAGGED = (BLINK, REVIEW)  # the sections, in this order
 VERDICT_COLOURS = {KEEP: (46, 160, 67), BLINK: (215, 38, 61), REVIEW: (230, 160, 0)}
 HIDDEN_COLOUR = (120, 120, 255)
-CACHE_BYTES = 32 << 20  # about 1200 thumbnails
+CACHE_BYTES = 12 << 20  # about 450 thumbnails: the latest MAX_CARDS cards, with room
 _BROWSER_VIEWABLE = JPEG_SUFFIXES | {".png", ".webp", ".gif"}
 _WORKERS = min(4, os.cpu_count() or 1)
 
