@@ -12,10 +12,13 @@ SIGKILL at any moment loses nothing and a restart routes nothing twice.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -451,10 +454,28 @@ def scan_under(folder_path: Path, folder: FolderSettings) -> Iterator[Path]:
             yield path
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(count: int = 2) -> None:
+    """Let worker threads share `count` glibc malloc arenas instead of one each.
+
+    glibc gives every thread that allocates its own arena; a decoded image freed in one arena is
+    not reused by another, and the daemon's resident memory crept up by 16 MB per 1,000 frames.
+    With two arenas: 139 -> 169 MB over 4,000 frames instead of 159 -> 241 (the soak in
+    bench/daemon.py). Must run before the workers start. Other C libraries: nothing to tune.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, count)
+
+
 def run(
     config_file: Path | None, watch: Path | None, once: bool, ledger_path: Path | None = None
 ) -> int:
     settings = config.load(config_file, watch)
+    limit_malloc_arenas()
     try:
         return Daemon(
             settings, config_file=config_file, watch=watch, once=once, ledger_path=ledger_path
