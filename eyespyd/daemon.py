@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -334,9 +334,9 @@ class Daemon:
         if self.sheets is not None:
             self.sheets.stop()
         if self.watcher is not None:
-            self.watcher.stop()
+            _stop_within(self.watcher.stop, "the inbox watcher")
         if self.corrections is not None:
-            self.corrections.stop()
+            _stop_within(self.corrections.stop, "the correction watcher")
         if self.ledger is not None:
             self.ledger.close()
         if self._lock is not None:
@@ -452,6 +452,24 @@ def scan_under(folder_path: Path, folder: FolderSettings) -> Iterator[Path]:
     for path in sorted(folder_path.rglob("*")):
         if path.is_file() and is_candidate(path, folder.inbox):
             yield path
+
+
+STOP_WITHIN = 15.0  # seconds a watcher may take to stop before the daemon exits without it
+
+
+def _stop_within(stop: Callable[[], None], what: str) -> None:
+    """Stop a watcher, but never wait on it for more than STOP_WITHIN seconds.
+
+    watchdog joins its inotify threads without a timeout, and a reader thread can stay blocked on
+    a watch whose folder was deleted and recreated (a family of known watchdog bugs): the daemon
+    then hung on SIGTERM. watchdog's threads are daemon threads, so exiting without them loses
+    nothing; the frames in hand are already finished by then.
+    """
+    stopper = threading.Thread(target=stop, name=f"eyespyd-stop-{what}", daemon=True)
+    stopper.start()
+    stopper.join(STOP_WITHIN)
+    if stopper.is_alive():
+        log.warning("%s did not stop within %.0f s; exiting without it", what, STOP_WITHIN)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number

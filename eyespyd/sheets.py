@@ -49,7 +49,7 @@ class SheetRefresher:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=120)
+            self._thread.join(timeout=30)  # under systemd's default 90 s stop timeout
 
     def _run(self) -> None:
         last = 0.0
