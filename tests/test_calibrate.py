@@ -7,7 +7,6 @@ import os
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from eyespyd.route import frame_group
 from eyespyd.schema import example_yaml
 from eyespyd.types import Face
 from eyespyd.verdict import decide
+from tests.fakes import Eye, Eyes, FaceResult, Result
 
 SETTINGS = VerdictSettings(
     threshold=0.5,
@@ -39,38 +39,6 @@ SETTINGS = VerdictSettings(
     eyes_not_visible="review",
 )
 FACE = Face(box=(100.0, 100.0, 300.0, 340.0), score=0.95, keypoints=((0.0, 0.0),) * 6)
-
-
-@dataclass(frozen=True)
-class Eye:
-    closed: float
-    hidden: float = 0.0
-
-
-@dataclass(frozen=True)
-class Eyes:
-    right: Eye
-    left: Eye
-
-
-@dataclass(frozen=True)
-class FaceResult:
-    face: Face
-    eyes: Eyes
-
-
-@dataclass(frozen=True)
-class Result:
-    """The fields of pipeline.Result that the ledger records."""
-
-    path: Path
-    verdict: str
-    score: float
-    reasons: tuple[str, ...]
-    faces: tuple[FaceResult, ...] = field(default_factory=tuple)
-    ms: float = 50.0
-    error: str | None = None
-    source: str = "main image 1/4"
 
 
 def classified(path: Path, closed: float, hidden: float = 0.0) -> Result:

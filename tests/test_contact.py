@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from eyespyd.record import Ledger, LedgerError, route_and_record
 from eyespyd.route import MOVE, frame_group
 from eyespyd.types import Face
 from eyespyd.verdict import BLINK, KEEP, REVIEW
+from tests.fakes import Eye, Eyes, FaceResult, Result
 
 FIXTURES = Path(__file__).parent / "data" / "faces"
 
@@ -101,38 +102,6 @@ DETECTED: dict[str, tuple[tuple[float, ...], tuple[tuple[float, float], ...]]] =
 BLINK_RED = (215, 38, 61)
 REVIEW_AMBER = (230, 160, 0)
 NASTY = """a <b> & "c" 'd' <img src=x onerror=alert(1)>.jpg"""
-
-
-@dataclass(frozen=True)
-class Eye:
-    closed: float
-    hidden: float = 0.0
-
-
-@dataclass(frozen=True)
-class Eyes:
-    right: Eye
-    left: Eye
-
-
-@dataclass(frozen=True)
-class FaceResult:
-    face: Face
-    eyes: Eyes
-
-
-@dataclass(frozen=True)
-class Result:
-    """The shape of pipeline.Result."""
-
-    path: Path
-    verdict: str
-    score: float
-    reasons: tuple[str, ...]
-    faces: tuple[FaceResult, ...] = field(default_factory=tuple)
-    ms: float = 48.0
-    error: str | None = None
-    source: str = "main image 1/4"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,22 +24,9 @@ from eyespyd.corrections import (
 )
 from eyespyd.record import Correction, Ledger, route_and_record
 from eyespyd.route import frame_group
+from tests.fakes import Result
 
 WAIT = 10.0  # seconds to wait for the watcher before failing; it normally takes well under one
-
-
-@dataclass(frozen=True)
-class Result:
-    """The fields of pipeline.Result that the ledger records."""
-
-    path: Path
-    verdict: str
-    score: float
-    reasons: tuple[str, ...] = ("test",)
-    faces: tuple[object, ...] = field(default_factory=tuple)
-    ms: float = 50.0
-    error: str | None = None
-    source: str = "main image 1/4"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import re
 import sqlite3
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +28,7 @@ from eyespyd.record import (
 )
 from eyespyd.route import TEMP_SUFFIX, Member, Plan, RouteError, frame_group, route
 from eyespyd.types import Face
-
-
-@dataclass(frozen=True)
-class Eye:
-    closed: float
-    hidden: float = 0.0
-
-
-@dataclass(frozen=True)
-class Eyes:
-    right: Eye
-    left: Eye
-
-
-@dataclass(frozen=True)
-class FaceResult:
-    face: Face
-    eyes: Eyes
-
-
-@dataclass(frozen=True)
-class Result:
-    """The shape of pipeline.Result."""
-
-    path: Path
-    verdict: str = "keep"
-    score: float = 0.1
-    reasons: tuple[str, ...] = ("eyes open",)
-    faces: tuple[FaceResult, ...] = field(default_factory=tuple)
-    ms: float = 61.5
-    error: str | None = None
-    source: str = "PRVW box 1620x1080"
-
+from tests.fakes import Eye, Eyes, FaceResult, Result
 
 FACE = FaceResult(
     Face(box=(10.0, 20.0, 110.0, 140.0), score=0.97, keypoints=((40.0, 60.0),) * 6),
