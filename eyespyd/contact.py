@@ -41,7 +41,7 @@ from eyespyd.config import DecodeSettings, FolderSettings
 from eyespyd.decode import DEFAULT_SETTINGS, JPEG_SUFFIXES, decode
 from eyespyd.errors import DecodeError, EyespydError
 from eyespyd.eyes import eye_geometry
-from eyespyd.record import FAILED, ROUTED, ROUTING, Frame, Ledger, LedgerError, Session
+from eyespyd.record import ROUTED, Frame, Ledger, LedgerError, Session, Tally
 from eyespyd.types import Face, Point
 from eyespyd.verdict import BLINK, HIDDEN_AT, KEEP, REVIEW
 
@@ -315,8 +315,7 @@ def write_contact_sheet(
     return `out`. Raises LedgerError for a session that does not exist, ContactSheetError when
     the file cannot be written."""
     chosen = _session(ledger, session)
-    frames = ledger.frames(chosen.id)
-    return _write(Path(out), chosen, frames, decode_settings, thumb_px, cache)
+    return _write(Path(out), ledger, chosen, None, decode_settings, thumb_px, cache)
 
 
 def session_sheet_path(folders: FolderSettings, session: Session) -> Path:
@@ -353,9 +352,9 @@ def refresh_session_sheet(
         lock = _refresh_locks.setdefault(out, threading.Lock())
     with lock:
         ours = {_norm(p) for p in (folders.keep, folders.blink, folders.review)}
-        frames = [f for f in ledger.frames(chosen.id) if _norm(f.destination) in ours]
+        destinations = [d for d in ledger.destinations(chosen.id) if _norm(Path(d)) in ours]
         try:
-            _write(out, chosen, frames, decode_settings, thumb_px, cache)
+            _write(out, ledger, chosen, destinations, decode_settings, thumb_px, cache)
         except ContactSheetError as exc:
             if out not in _failing:
                 _failing.add(out)
@@ -372,20 +371,27 @@ MAX_CARDS = 300  # flagged frames a sheet shows, the latest first to go in
 
 def _write(
     out: Path,
+    ledger: Ledger,
     session: Session,
-    frames: Sequence[Frame],
+    destinations: Sequence[str] | None,
     decode_settings: DecodeSettings | None,
     thumb_px: int,
     cache: ThumbnailCache | None,
 ) -> Path:
+    """The sheet of the session's frames routed into `destinations` (all when None).
+
+    Reads only the counts and the latest MAX_CARDS flagged frames: reading every frame of a
+    session of thousands, every few seconds, made the daemon's memory grow with the session (a
+    refresh at 5,000 frames held 23 MB) and took over a second."""
     settings = decode_settings or DEFAULT_SETTINGS
-    flagged = [f for v in FLAGGED for f in frames if f.status == ROUTED and f.verdict == v]
-    # A page of thousands of thumbnails opens slowly on a laptop and, rebuilt every few seconds,
-    # keeps the daemon's memory growing with the session: the latest MAX_CARDS frames get cards.
-    hidden = max(0, len(flagged) - MAX_CARDS)
-    if hidden:
-        latest = {f.id for f in sorted(flagged, key=lambda f: f.id)[-MAX_CARDS:]}
-        flagged = [f for f in flagged if f.id in latest]
+    with ledger.snapshot():  # the counts and the cards from one state of the ledger
+        tally = ledger.tally(session.id, destinations)
+        flagged = ledger.frames(
+            session.id, ROUTED, verdicts=FLAGGED, destinations=destinations, latest=MAX_CARDS
+        )
+    # A page of thousands of thumbnails opens slowly on a laptop: the latest MAX_CARDS frames
+    # get cards, and a line says how many earlier ones do not.
+    hidden = max(0, sum(tally.routed.get(v, 0) for v in FLAGGED) - len(flagged))
 
     def thumb(frame: Frame) -> Thumbnail:
         return thumbnail(current_place(frame), frame.faces, settings, thumb_px, cache)
@@ -396,7 +402,7 @@ def _write(
     else:
         thumbs = [thumb(f) for f in flagged]
     shown = dict(zip((f.id for f in flagged), thumbs, strict=True))
-    page = render(session, frames, shown, out, hidden=hidden)
+    page = render(session, tally, flagged, shown, out, hidden=hidden)
     # A file name that is not UTF-8 (bytes from an old card) shows with a replacement character.
     _write_atomically(out, page.encode("utf-8", errors="replace"))
     return out
@@ -451,28 +457,24 @@ def _norm(path: Path) -> str:
 
 def render(
     session: Session,
-    frames: Sequence[Frame],
+    tally: Tally,
+    flagged: Sequence[Frame],
     thumbs: Mapping[int, Thumbnail],
     out: Path,
     *,
     hidden: int = 0,
 ) -> str:
-    """The page: a header with the session and its counts, then a section per flagged verdict.
-    `thumbs` maps frame ids to their thumbnails; links to the photos are relative to `out`. With
-    `hidden`, only the frames in `thumbs` get cards and a line says how many earlier ones do not."""
-    counts = {KEEP: 0, BLINK: 0, REVIEW: 0}
-    for f in frames:
-        if f.status == ROUTED:
-            counts[f.verdict] = counts.get(f.verdict, 0) + 1
-    errors = sum(f.status == FAILED for f in frames)
-    in_progress = sum(f.status == ROUTING for f in frames)
-    sections = {v: [f for f in frames if f.status == ROUTED and f.verdict == v] for v in FLAGGED}
-    flagged = sum(len(s) for s in sections.values())
-    if hidden:
-        sections = {v: [f for f in cards if f.id in thumbs] for v, cards in sections.items()}
+    """The page: a header with the session and its counts (`tally`), then a section per flagged
+    verdict with a card for each of the `flagged` frames. `thumbs` maps frame ids to their
+    thumbnails; links to the photos are relative to `out`. `hidden` flagged frames of the session
+    have no card, and a line says so."""
+    counts = {KEEP: 0, BLINK: 0, REVIEW: 0, **tally.routed}
+    errors, in_progress = tally.failed, tally.in_progress
+    sections = {v: [f for f in flagged if f.status == ROUTED and f.verdict == v] for v in FLAGGED}
+    flagged_count = sum(counts[v] for v in FLAGGED)
 
     started = datetime.fromtimestamp(session.started)
-    title = f"eyespyd: {flagged} flagged, {started:%a %d %b %Y}"
+    title = f"eyespyd: {flagged_count} flagged, {started:%a %d %b %Y}"
     stats = [
         f'<span class="stat blink">{counts[BLINK]} blink</span>',
         f'<span class="stat review">{counts[REVIEW]} review</span>',
@@ -501,7 +503,7 @@ def render(
         )
         body.extend(_card(f, thumbs.get(f.id, Thumbnail()), out.parent) for f in cards)
         body.append("</div></section>")
-    if not flagged:
+    if not flagged_count:
         body.append('<p class="empty">No frame of this session went to blink or review.</p>')
 
     e = _escape
@@ -516,8 +518,8 @@ def render(
             f"{started:%a %d %b %Y}</span></h1>",
             f'<p class="muted">Session {session.id}, started {started:%H:%M}'
             f' &middot; configuration <span class="config">{e(session.config)}</span></p>',
-            f'<div class="stats"><span class="stat total"><b>{flagged}</b> of'
-            f" {_plural(len(frames), 'frame')} flagged</span>{''.join(stats)}</div>",
+            f'<div class="stats"><span class="stat total"><b>{flagged_count}</b> of'
+            f" {_plural(tally.frames, 'frame')} flagged</span>{''.join(stats)}</div>",
             '<p class="legend muted">Boxes mark faces, squares the eyes the model read:'
             ' <span class="g">green open</span> to <span class="r">red closed</span>,'
             ' <span class="h">blue hidden</span>. R and L: how likely the subject\'s right and'

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import fcntl
 import logging
 import queue
@@ -44,6 +45,8 @@ log = logging.getLogger("eyespyd")
 
 TICK = 0.05  # seconds the main loop waits for a hint before looking at everything else
 RETRY_AFTER = 30.0  # seconds before a frame whose routing failed is tried again
+TRACE_STUCK_STOP_AFTER = 40.0  # seconds into a stop before every thread's stack is logged
+EXIT_WITHIN = 10.0  # seconds the interpreter may take to exit once the daemon has stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,8 @@ class Daemon:
     def _shut_down(self) -> None:
         self.notifier.stopping()
         self.stop_requested.set()
+        # A stop that hangs is otherwise a mystery: print where every thread is, into the log.
+        faulthandler.dump_traceback_later(TRACE_STUCK_STOP_AFTER, exit=False)
         # Jobs not yet started stay in the inbox for the next run; the frames in hand finish.
         while True:
             try:
@@ -341,6 +346,7 @@ class Daemon:
             self.ledger.close()
         if self._lock is not None:
             self._lock.close()
+        faulthandler.cancel_dump_traceback_later()
         log.info("eyespyd stopped after routing %d frame(s)", self.state.routed)
 
     # --- the workers --------------------------------------------------------------------------
@@ -495,9 +501,13 @@ def run(
     settings = config.load(config_file, watch)
     limit_malloc_arenas()
     try:
-        return Daemon(
+        status = Daemon(
             settings, config_file=config_file, watch=watch, once=once, ledger_path=ledger_path
         ).run()
     except EyespydError as exc:
         log.critical("eyespyd cannot start: %s", exc)
         return 1
+    # Everything is finished and recorded; should the interpreter's exit hang on a thread of a
+    # library, log where and exit rather than wait for the service manager's SIGKILL.
+    faulthandler.dump_traceback_later(EXIT_WITHIN, exit=True)
+    return status

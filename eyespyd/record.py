@@ -37,7 +37,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -184,6 +184,25 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class Tally:
+    """How a session's frames ended: routed (by verdict), failed, or still being routed."""
+
+    routed: Mapping[str, int]
+    failed: int = 0
+    in_progress: int = 0
+
+    @property
+    def frames(self) -> int:
+        return sum(self.routed.values()) + self.failed + self.in_progress
+
+
+_FRAME_COLUMNS = (
+    "id, session, path, size, mtime_ns, verdict, score, reasons, faces, ms, pixels,"
+    " decode_error, action, destination, status, route_error, route_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What route_and_record did: "routed", "skipped" (handled already, or by another worker)
     or "failed" (everything still in the inbox; `log_error` is True the first time)."""
@@ -290,6 +309,12 @@ class Ledger:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the ledger: this process's writers wait until the end."""
+        with self._lock:
+            yield
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -496,8 +521,18 @@ class Ledger:
             raise LedgerError(f"no frame {frame_id} in the ledger")
         return frames[0]
 
-    def frames(self, session: int | None = None, status: str | None = None) -> list[Frame]:
-        """The frames of a session (all sessions when None), optionally of one status."""
+    def frames(
+        self,
+        session: int | None = None,
+        status: str | None = None,
+        *,
+        verdicts: Sequence[str] | None = None,
+        destinations: Sequence[str] | None = None,
+        latest: int | None = None,
+    ) -> list[Frame]:
+        """The frames of a session (all sessions when None), optionally of one status, of some
+        verdicts and routed into some destinations (as stored: see `destinations`); with
+        `latest`, only the last that many recorded. In the order they were recorded."""
         clauses: list[str] = []
         args: list[object] = []
         if session is not None:
@@ -506,15 +541,51 @@ class Ledger:
         if status is not None:
             clauses.append("frames.status = ?")
             args.append(status)
-        return self._frames(" AND ".join(clauses) or "1", args)
+        for column, values in (("verdict", verdicts), ("destination", destinations)):
+            if values is not None:
+                clauses.append(f"frames.{column} IN ({', '.join('?' * len(values))})")
+                args.extend(values)
+        return self._frames(" AND ".join(clauses) or "1", args, latest=latest)
 
-    def _frames(self, where: str, args: Sequence[object]) -> list[Frame]:
-        rows = self._read(
-            "SELECT id, session, path, size, mtime_ns, verdict, score, reasons, faces, ms, pixels,"
-            " decode_error, action, destination, status, route_error, route_ms"
-            f" FROM frames WHERE {where} ORDER BY id",
+    def destinations(self, session: int) -> list[str]:
+        """Every destination folder the session's frames were routed to, as stored."""
+        rows = self._read("SELECT DISTINCT destination FROM frames WHERE session = ?", (session,))
+        return [row[0] for row in rows]
+
+    def tally(self, session: int, destinations: Sequence[str] | None = None) -> Tally:
+        """How the session's frames (those for some destinations only, if given) ended, counted
+        by SQLite: the header of a contact sheet without reading every frame of a long session."""
+        where = "session = ?"
+        args: list[object] = [session]
+        if destinations is not None:
+            where += f" AND destination IN ({', '.join('?' * len(destinations))})"
+            args.extend(destinations)
+        routed: dict[str, int] = {}
+        failed = in_progress = 0
+        for status, verdict, count in self._read(
+            f"SELECT status, verdict, COUNT(*) FROM frames WHERE {where} GROUP BY status, verdict",
             args,
-        )
+        ):
+            if status == ROUTED:
+                routed[verdict] = count
+            elif status == FAILED:
+                failed += count
+            else:
+                in_progress += count
+        return Tally(routed, failed, in_progress)
+
+    def _frames(
+        self, where: str, args: Sequence[object], *, latest: int | None = None
+    ) -> list[Frame]:
+        if latest is None:
+            rows = self._read(
+                f"SELECT {_FRAME_COLUMNS} FROM frames WHERE {where} ORDER BY id", args
+            )
+        else:
+            rows = self._read(
+                f"SELECT {_FRAME_COLUMNS} FROM frames WHERE {where} ORDER BY id DESC LIMIT ?",
+                [*args, latest],
+            )[::-1]
         members: dict[int, list[tuple[str, str]]] = {}
         ids = [row[0] for row in rows]
         for start in range(0, len(ids), 500):

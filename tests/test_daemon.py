@@ -100,7 +100,14 @@ class Service:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # The daemon logs every thread's stack when a stop hangs: show it.
+            tail = "\n".join(self.log_text().splitlines()[-80:])
+            raise AssertionError(
+                f"the service did not stop within 60 s; its log ends:\n{tail}"
+            ) from None
 
     def kill(self) -> None:
         assert self.process is not None

@@ -21,6 +21,7 @@ from eyespyd.record import (
     AlreadyRoutedError,
     Ledger,
     LedgerError,
+    Tally,
     recover,
     report,
     report_json,
@@ -478,3 +479,28 @@ def test_routing_rows_count_as_in_progress(ledger: Ledger, inbox: Path, blink: P
     assert report_json(ledger)["counts"]["in_progress"] == 1
     assert ", 1 in progress" in report(ledger)
     assert status(ledger) == [ROUTING]
+
+
+def test_tally_and_the_latest_flagged_frames_come_from_sqlite(
+    monkeypatch: pytest.MonkeyPatch, ledger: Ledger, inbox: Path, tmp_path: Path
+) -> None:
+    # What a contact sheet reads instead of every frame of a long session.
+    session_of_four(monkeypatch, ledger, inbox, tmp_path)
+    tally = ledger.tally(1)
+    assert tally == Tally({"keep": 1, "blink": 1, "review": 1}, failed=1)
+    assert tally.frames == 4
+    blink = str(tmp_path / "blink")
+    assert sorted(ledger.destinations(1)) == sorted(
+        str(tmp_path / d) for d in ("blink", "keep", "review")
+    )
+    assert ledger.tally(1, [blink]) == Tally({"blink": 1}, failed=1)
+    assert ledger.tally(2) == Tally({})
+
+    flagged = ledger.frames(1, ROUTED, verdicts=("blink", "review"))
+    assert [f.path.name for f in flagged] == ["IMG_0002.JPG", "IMG_0003.JPG"]
+    latest = ledger.frames(1, ROUTED, verdicts=("blink", "review"), latest=1)
+    assert [f.path.name for f in latest] == ["IMG_0003.JPG"]
+    assert [f.path.name for f in ledger.frames(1, destinations=[blink])] == [
+        "IMG_0002.JPG",
+        "IMG_0004.JPG",
+    ]
