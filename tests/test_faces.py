@@ -186,6 +186,17 @@ def test_letterbox_fills_outside_the_image_with_black_in_minus_one_to_one() -> N
     assert tensor[0, 64, 64, 0] == 1.0  # inside: white
 
 
+@pytest.mark.parametrize("size", [(150, 227), (150, 315), (157, 227)])
+@pytest.mark.parametrize("pad", [1.0, 4 / 3, 1.5])
+def test_letterbox_takes_any_image_size_and_padding(size: tuple[int, int], pad: float) -> None:
+    # These sizes put a window edge a rounding error outside the image, which Pillow refused.
+    image = Image.new("RGB", size, "white")
+    for side in (128, 192):
+        tensor = letterbox(image, Window.around(*size, pad), side)
+        assert tensor.shape == (1, side, side, 3)
+        assert tensor.max() == 1.0
+
+
 def test_tiles_span_the_image_edge_to_edge_with_the_overlap_asked() -> None:
     windows = tile_windows(1000, 600, 300, overlap=80)
 
