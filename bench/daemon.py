@@ -7,8 +7,8 @@ Three runs, each against a fresh daemon (two workers, the default on two cores):
   close to its appearance in keep/ or blink/; prints median and p95 (target p95 <= 300 ms).
 - import: 600 24 MP JPEGs copied in as fast as the disk allows; time until the inbox is empty and
   every frame routed (target <= 40 s on 2 cores).
-- soak: 5,000 frames in batches; resident memory (VmRSS) of the daemon after each batch (target
-  < 400 MB and flat).
+- soak: 5,000 frames in batches; resident memory (VmRSS) of the daemon after each batch, and its
+  trend over the second half (target < 400 MB and flat).
 
 Frames are headshots composed at full size from the committed fixture faces: a face scaled to
 about 35% of a 6000x4000 frame over a textured background, as a camera JPEG at quality 90. A few
@@ -165,6 +165,15 @@ def soak(frames: list[bytes], count: int, root: Path, batch: int = 500) -> None:
         f"soak of {count} frames: RSS at start {readings[0]:.0f} MB, after the first batch "
         f"{readings[1]:.0f} MB, at the end {readings[-1]:.0f} MB, peak {max(readings):.0f} MB"
     )
+    # Flat means no trend once caches are warm: the least-squares slope over the second half.
+    half = readings[1:][len(readings[1:]) // 2 :]
+    if len(half) >= 2:
+        frames_at = np.arange(len(half), dtype=float) * batch
+        slope = float(np.polyfit(frames_at, np.array(half), 1)[0]) * 1000
+        print(
+            f"second half: {min(half):.0f} to {max(half):.0f} MB, "
+            f"trend {slope:+.1f} MB per 1,000 frames"
+        )
 
 
 def main() -> None:

@@ -318,6 +318,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+        # `kill -USR1` prints every thread's stack to the log, even with the main thread stuck.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def _shut_down(self) -> None:
         self.notifier.stopping()

@@ -103,8 +103,10 @@ class Service:
         try:
             return self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            # The daemon logs every thread's stack when a stop hangs: show it.
-            tail = "\n".join(self.log_text().splitlines()[-80:])
+            # SIGUSR1 makes the daemon log every thread's stack: show where it is stuck.
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            tail = "\n".join(self.log_text().splitlines()[-120:])
             raise AssertionError(
                 f"the service did not stop within 60 s; its log ends:\n{tail}"
             ) from None
