@@ -45,7 +45,7 @@ log = logging.getLogger("eyespyd")
 
 TICK = 0.05  # seconds the main loop waits for a hint before looking at everything else
 RETRY_AFTER = 30.0  # seconds before a frame whose routing failed is tried again
-TRACE_STUCK_STOP_AFTER = 40.0  # seconds into a stop before every thread's stack is logged
+TRACE_STUCK_STOP_AFTER = 30.0  # seconds into a stop before every thread's stack is logged
 EXIT_WITHIN = 10.0  # seconds the interpreter may take to exit once the daemon has stopped
 
 
@@ -311,6 +311,8 @@ class Daemon:
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stop_requested.set()
+            # Should the stop hang anywhere from here on, log where every thread is.
+            faulthandler.dump_traceback_later(TRACE_STUCK_STOP_AFTER, exit=False)
 
         def reload(signum: int, frame: FrameType | None) -> None:
             self.reload_requested.set()
@@ -322,10 +324,10 @@ class Daemon:
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def _shut_down(self) -> None:
-        self.notifier.stopping()
-        self.stop_requested.set()
         # A stop that hangs is otherwise a mystery: print where every thread is, into the log.
         faulthandler.dump_traceback_later(TRACE_STUCK_STOP_AFTER, exit=False)
+        self.notifier.stopping()
+        self.stop_requested.set()
         # Jobs not yet started stay in the inbox for the next run; the frames in hand finish.
         while True:
             try:

@@ -270,6 +270,17 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_then_a_good_one_applies(
     assert service.stop() == 0
 
 
+def test_sigusr1_logs_every_thread_and_the_service_goes_on(service: Service) -> None:
+    service.start()
+    service.signal(signal.SIGUSR1)
+    wait_for(lambda: "most recent call first" in service.log_text(), "the stacks")
+    assert "eyespyd/daemon.py" in service.log_text()  # the main loop is among them
+    _, closed = fixture_frames()
+    (service.inbox / "IMG_A.JPG").write_bytes(closed[0])
+    wait_for(lambda: (service.blink / "IMG_A.JPG").exists(), "routing after the dump")
+    assert service.stop() == 0
+
+
 def test_inbox_deleted_and_recreated_is_watched_again(service: Service) -> None:
     import shutil
 
