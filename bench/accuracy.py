@@ -1,6 +1,6 @@
 """Photo-level accuracy on the validation split that training never saw, through the real pipeline.
 
-    python -m bench.accuracy [--data ../shared/data] [--grid]
+    python -m bench.accuracy [--data ../shared/data] [--grid] [--paste 0.3]
 
 The split is the training's own (eyespyd.train.data.is_validation: a hash of each picture's name,
 15%, seed 0), minus the label-noise files the model card lists. Every validation face goes through
@@ -8,19 +8,30 @@ decode -> faces -> eyes -> verdict as `eyespyd classify` runs it. Prints blink r
 as a share of open faces, F1 and the review rate at the configured verdict settings, the eye-level
 accuracy, and with --grid the same for other thresholds and margins (the eye probabilities are
 computed once; the verdict is a pure function, so the grid is cheap).
+
+With --paste SHARE, each face is first pasted into a 1620 x 1080 frame (portrait or landscape, in
+turn) over a textured background, scaled to SHARE of the frame's longer side: the faces as a
+headshot's preview shows them, through the same detector passes (upscaled from about 200 px, so
+softer than a camera's).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from bench.faces import background, paste_face
 from eyespyd.config import VerdictSettings, load
 from eyespyd.decode import decode
 from eyespyd.pipeline import Pipeline
 from eyespyd.train import data
+from eyespyd.types import Photo
 from eyespyd.verdict import decide
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--grid", action="store_true", help="also try other verdict settings")
+    parser.add_argument("--paste", type=float, help="paste faces into frames at this size")
     args = parser.parse_args()
     settings = load()
     pipeline = Pipeline(settings.decode, settings.verdict, model=settings.model)
@@ -75,12 +87,18 @@ def main() -> None:
     readings = []
     ms = []
     eye_right = eye_total = 0
-    for path, truth in files:
-        photo = decode(path, settings.decode)
-        faces, eyes, photo = pipeline.read_faces(photo)
+    rng = np.random.default_rng(11)
+    for n, (path, truth) in enumerate(files):
+        if args.paste:
+            photo = pasted(path, args.paste, (1620, 1080) if n % 2 else (1080, 1620), rng)
+            start = time.perf_counter()
+            faces, eyes, photo = pipeline.read_faces(photo)
+            ms.append((time.perf_counter() - start) * 1000)
+        else:
+            photo = decode(path, settings.decode)
+            faces, eyes, photo = pipeline.read_faces(photo)
+            ms.append(pipeline.classify(path).ms)
         readings.append((truth, faces, eyes))
-        result = pipeline.classify(path)
-        ms.append(result.ms)
         if faces:  # eye level: every visible eye of the largest face against the photo's label
             for eye in (eyes[0].right, eyes[0].left):
                 eye_total += 1
@@ -88,7 +106,8 @@ def main() -> None:
     blinks = sum(t == "blink" for _, t in files)
     print(f"validation split: {blinks} closed-eye faces, {len(files) - blinks} open-eye faces")
     print(f"eye level: {eye_right / eye_total:.2%} of {eye_total} eyes right at p(closed) > 0.5")
-    print(f"ms per photo, whole pipeline: median {statistics.median(ms):.1f}")
+    what = "faces + eyes" if args.paste else "whole pipeline"
+    print(f"ms per photo, {what}: median {statistics.median(ms):.1f}")
 
     def evaluate(verdict: VerdictSettings) -> dict[str, float]:
         rows = [(t, decide(f, e, verdict).verdict) for t, f, e in readings]
@@ -106,6 +125,17 @@ def main() -> None:
                         one_eye_is_enough=one_eye,
                     )
                     print(line(_describe(variant), evaluate(variant)))
+
+
+def pasted(path: Path, share: float, size: tuple[int, int], rng: np.random.Generator) -> Photo:
+    """The face picture pasted into a frame of `size`, its face `share` of the longer side."""
+    frame = background(rng, size)
+    width = share * max(size)
+    side = int(width / 0.97) + 2
+    x = int(rng.integers(0, max(1, size[0] - side)))
+    y = int(rng.integers(0, max(1, size[1] // 2 - side // 2)))
+    paste_face(frame, Image.open(path), width, x, y)
+    return Photo(path, frame, "JPEG", f"pasted at {share:.0%}", size, 1)
 
 
 def _describe(v: VerdictSettings) -> str:
