@@ -270,7 +270,7 @@ def _resolve(ledger: Ledger, paths: Iterable[Path], folders: dict[Path, str]) ->
 class _Handler(FileSystemEventHandler):
     """Filters and queues; never touches the ledger (watchdog's thread must not wait)."""
 
-    def __init__(self, folder: Path, paths: queue.SimpleQueue[Path | str]) -> None:
+    def __init__(self, folder: Path, paths: queue.Queue[Path | str]) -> None:
         self.folder = folder
         self.paths = paths
 
@@ -313,7 +313,7 @@ class CorrectionWatcher:
         self.events: BaseObserver = Observer()
         self.polling: BaseObserver = PollingObserver(timeout=1.0)
         self._watches: dict[Path, tuple[ObservedWatch, tuple[int, int]]] = {}
-        self._paths: queue.SimpleQueue[Path | str] = queue.SimpleQueue()
+        self._paths: queue.Queue[Path | str] = queue.Queue()
         self._stopping = threading.Event()
         self._scan_at_start = scan_at_start
         self._thread = threading.Thread(target=self._run, name="eyespyd-corrections", daemon=True)

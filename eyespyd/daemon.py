@@ -92,9 +92,13 @@ class Daemon:
         self.ledger_path = ledger_path
         self.models_dir = models_dir
         self.notifier = Notifier.from_environment()
-        self.hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: the main thread waits on it with a timeout, and a
+        # SimpleQueue.get(timeout=0.05) that SIGTERM interrupted never returned (CPython 3.11.7,
+        # seen by py-spy in a daemon that ignored SIGTERM for an hour). Queue waits on a
+        # threading lock, whose timed wait survives signals.
+        self.hints: queue.Queue[Hint] = queue.Queue()
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=settings.worker_count)
-        self.done: queue.SimpleQueue[Done] = queue.SimpleQueue()
+        self.done: queue.Queue[Done] = queue.Queue()
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.state = _State()

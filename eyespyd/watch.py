@@ -97,7 +97,7 @@ def _walk(root: Path, recursive: bool) -> Iterator[Path]:
 
 class _Handler(FileSystemEventHandler):
     def __init__(
-        self, folder: FolderSettings, hints: queue.SimpleQueue[Hint], close_events: bool
+        self, folder: FolderSettings, hints: queue.Queue[Hint], close_events: bool
     ) -> None:
         self.folder = folder
         self.hints = hints
@@ -130,7 +130,7 @@ class _Handler(FileSystemEventHandler):
 class Watcher:
     """Watches every inbox, and re-schedules a watch whose folder vanished and came back."""
 
-    def __init__(self, folders: Sequence[FolderSettings], hints: queue.SimpleQueue[Hint]) -> None:
+    def __init__(self, folders: Sequence[FolderSettings], hints: queue.Queue[Hint]) -> None:
         self.folders = tuple(folders)
         self.hints = hints
         self.events: BaseObserver = Observer()

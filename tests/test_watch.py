@@ -73,7 +73,7 @@ def test_scan_of_a_missing_inbox_is_empty(tmp_path: Path) -> None:
     assert scan(f) == []
 
 
-def next_hint(hints: queue.SimpleQueue[Hint], name: str) -> Hint:
+def next_hint(hints: queue.Queue[Hint], name: str) -> Hint:
     while True:
         hint = hints.get(timeout=WAIT)
         if hint.path.name == name:
@@ -81,9 +81,9 @@ def next_hint(hints: queue.SimpleQueue[Hint], name: str) -> Hint:
 
 
 @pytest.fixture
-def watching(tmp_path: Path) -> Iterator[tuple[FolderSettings, queue.SimpleQueue[Hint], Watcher]]:
+def watching(tmp_path: Path) -> Iterator[tuple[FolderSettings, queue.Queue[Hint], Watcher]]:
     f = folder(tmp_path)
-    hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+    hints: queue.Queue[Hint] = queue.Queue()
     watcher = Watcher([f], hints)
     watcher.start()
     yield f, hints, watcher
@@ -91,7 +91,7 @@ def watching(tmp_path: Path) -> Iterator[tuple[FolderSettings, queue.SimpleQueue
 
 
 def test_a_written_file_gives_a_hint(
-    watching: tuple[FolderSettings, queue.SimpleQueue[Hint], Watcher],
+    watching: tuple[FolderSettings, queue.Queue[Hint], Watcher],
 ) -> None:
     f, hints, _ = watching
     (f.inbox / "IMG_0001.JPG").write_bytes(b"data")
@@ -99,7 +99,7 @@ def test_a_written_file_gives_a_hint(
 
 
 def test_a_temp_name_renamed_into_place_gives_the_final_name(
-    watching: tuple[FolderSettings, queue.SimpleQueue[Hint], Watcher],
+    watching: tuple[FolderSettings, queue.Queue[Hint], Watcher],
 ) -> None:
     f, hints, _ = watching
     temp = f.inbox / "tmpfileXy12Z9"
@@ -110,7 +110,7 @@ def test_a_temp_name_renamed_into_place_gives_the_final_name(
 
 
 def test_an_inbox_deleted_and_recreated_is_watched_again(
-    watching: tuple[FolderSettings, queue.SimpleQueue[Hint], Watcher],
+    watching: tuple[FolderSettings, queue.Queue[Hint], Watcher],
 ) -> None:
     f, hints, watcher = watching
     shutil.rmtree(f.inbox)
@@ -123,7 +123,7 @@ def test_an_inbox_deleted_and_recreated_is_watched_again(
 
 def test_a_polling_folder_is_watched_by_polling(tmp_path: Path) -> None:
     f = folder(tmp_path, polling=True)
-    hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+    hints: queue.Queue[Hint] = queue.Queue()
     watcher = Watcher([f], hints)
     watcher.start()
     try:
