@@ -395,3 +395,38 @@ def test_a_frame_moved_from_blink_to_keep_is_recorded_as_a_correction(service: S
         check=True,
     )
     assert "1 false blink" in shown.stdout.decode()
+
+
+STORM = """
+import os, signal, threading, time
+from eyespyd.config import load
+from eyespyd.daemon import Daemon
+
+daemon = Daemon(load())  # queues and settler only: nothing starts
+signal.signal(signal.SIGUSR2, lambda signum, frame: None)
+last = [time.monotonic()]
+
+def storm():
+    for _ in range(8000):
+        os.kill(os.getpid(), signal.SIGUSR2)
+        time.sleep(0.0003)
+        if time.monotonic() - last[0] > 2:
+            print("stuck", flush=True)
+            os._exit(1)
+    print("ok", flush=True)
+    os._exit(0)
+
+threading.Thread(target=storm, daemon=True).start()
+while True:
+    daemon._take_hints()  # waits up to TICK for a hint
+    last[0] = time.monotonic()
+"""
+
+
+def test_the_main_loop_wait_survives_a_storm_of_signals() -> None:
+    # A SimpleQueue.get(timeout=...) interrupted by signals could block for ever (CPython 3.11):
+    # the daemon then ignored SIGTERM. The main loop must come back every TICK regardless.
+    done = subprocess.run(
+        [sys.executable, "-c", STORM], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "ok", done.stdout + done.stderr
