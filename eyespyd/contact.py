@@ -41,7 +41,7 @@ from eyespyd.config import DecodeSettings, FolderSettings
 from eyespyd.decode import DEFAULT_SETTINGS, JPEG_SUFFIXES, decode
 from eyespyd.errors import DecodeError, EyespydError
 from eyespyd.eyes import eye_geometry
-from eyespyd.record import ROUTED, Frame, Ledger, LedgerError, Session, Tally
+from eyespyd.record import ROUTED, Frame, Ledger, Session, Tally, find_session
 from eyespyd.types import Face, Point
 from eyespyd.verdict import BLINK, HIDDEN_AT, KEEP, REVIEW
 
@@ -314,7 +314,7 @@ def write_contact_sheet(
     """Write the contact sheet of a session (the latest by default) to `out`, atomically, and
     return `out`. Raises LedgerError for a session that does not exist, ContactSheetError when
     the file cannot be written."""
-    chosen = _session(ledger, session)
+    chosen = find_session(ledger, session)
     return _write(Path(out), ledger, chosen, None, decode_settings, thumb_px, cache)
 
 
@@ -346,7 +346,7 @@ def refresh_session_sheet(
     blink or review: only new frames are decoded. Safe from several worker threads (refreshes of
     one sheet run one at a time, each from a fresh read of the ledger). Never raises for I/O: a
     sheet that cannot be written is logged once, as a warning, and None is returned."""
-    chosen = _session(ledger, ledger.session)
+    chosen = find_session(ledger, ledger.session)
     out = session_sheet_path(folders, chosen)
     with _refresh_guard:
         lock = _refresh_locks.setdefault(out, threading.Lock())
@@ -434,18 +434,6 @@ def _write_atomically(out: Path, data: bytes) -> None:
         raise ContactSheetError(
             f"cannot write the contact sheet {out}: {exc.strerror or exc}"
         ) from exc
-
-
-def _session(ledger: Ledger, session: int | None) -> Session:
-    sessions = ledger.sessions()
-    if not sessions:
-        raise LedgerError(f"no sessions in the ledger {ledger.path}: the daemon has not run yet")
-    if session is None:
-        return sessions[-1]
-    for s in sessions:
-        if s.id == session:
-            return s
-    raise LedgerError(f"no session {session} in the ledger {ledger.path} (1 to {sessions[-1].id})")
 
 
 def _norm(path: Path) -> str:

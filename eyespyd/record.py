@@ -988,14 +988,12 @@ def _withdrawable(m: _MemberRow) -> bool:
 def report_json(ledger: Ledger, session: int | None = None) -> dict[str, Any]:
     """A session's counts by verdict, errors, and the frames sent to blink and review; the latest
     session by default."""
-    chosen = _session(ledger, session)
+    chosen = find_session(ledger, session)
     frames = ledger.frames(chosen.id)
-    counts = {"keep": 0, "blink": 0, "review": 0}
-    for frame in frames:
-        if frame.status == ROUTED:
-            counts[frame.verdict] = counts.get(frame.verdict, 0) + 1
-    counts["errors"] = sum(f.status == FAILED for f in frames)
-    counts["in_progress"] = sum(f.status == ROUTING for f in frames)
+    tally = ledger.tally(chosen.id)
+    counts = {"keep": 0, "blink": 0, "review": 0, **tally.routed}
+    counts["errors"] = tally.failed
+    counts["in_progress"] = tally.in_progress
 
     def listed(verdict: str) -> list[dict[str, Any]]:
         return [
@@ -1056,7 +1054,8 @@ def report(ledger: Ledger, session: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _session(ledger: Ledger, session: int | None) -> Session:
+def find_session(ledger: Ledger, session: int | None) -> Session:
+    """The session numbered `session`, or the latest when None; LedgerError if there is none."""
     sessions = ledger.sessions()
     if not sessions:
         raise LedgerError(f"no sessions in the ledger {ledger.path}: the daemon has not run yet")
