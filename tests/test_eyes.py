@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from eyespyd.eyes import (
     SIDE_PER_EYE_DISTANCE,
     EyeClassifier,
+    _percentiles,
     crop_eyes,
     eye_crop_size_px,
     eye_geometry,
@@ -145,6 +146,22 @@ def test_normalise_stretches_contrast_but_not_a_flat_patch() -> None:
     assert out.min() <= 10 and out.max() >= 245
     flat = np.full((32, 32), 30, np.float32) + np.random.default_rng(0).normal(0, 1, (32, 32))
     assert np.ptp(normalise(flat.astype(np.float32))) < 40
+
+
+@pytest.mark.parametrize("side", [1, 2, 5, 7, 31, 48, 56])
+def test_percentiles_are_numpys_to_the_last_bit(side: int) -> None:
+    # normalise_many's own percentile must not move a single crop's pixel from what the model was
+    # trained on with np.percentile.
+    rng = np.random.default_rng(side)
+    smooth = rng.uniform(0, 255, (10, side, side)).astype(np.float32)
+    stepped = rng.integers(0, 256, (10, side, side)).astype(np.float32)
+    for patches in (smooth, stepped):
+        rows = patches.reshape(10, -1)
+        expected = np.percentile(patches, (2.0, 98.0), axis=(1, 2))
+        np.testing.assert_array_equal(_percentiles(rows, (2.0, 98.0)), expected)
+        np.testing.assert_array_equal(
+            _percentiles(rows, (0.0, 50.0, 100.0)), np.percentile(rows, (0.0, 50.0, 100.0), axis=1)
+        )
 
 
 def committed_model() -> ModelInfo:
