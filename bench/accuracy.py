@@ -18,7 +18,9 @@ softer than a camera's).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +33,6 @@ from eyespyd.config import VerdictSettings, load
 from eyespyd.decode import decode
 from eyespyd.pipeline import Pipeline
 from eyespyd.train import data
-from eyespyd.types import Photo
 from eyespyd.verdict import decide
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,17 +81,23 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--grid", action="store_true", help="also try other verdict settings")
     parser.add_argument("--paste", type=float, help="paste faces into frames at this size")
+    parser.add_argument("--long-side", type=int, help="decode to this long side (default: config)")
     args = parser.parse_args()
     settings = load()
+    if args.long_side:
+        settings = replace(settings, decode=replace(settings.decode, long_side=args.long_side))
     pipeline = Pipeline(settings.decode, settings.verdict, model=settings.model)
     files = validation_files(args.data)
     readings = []
     ms = []
     eye_right = eye_total = 0
     rng = np.random.default_rng(11)
+    scratch = Path(tempfile.mkdtemp(prefix="eyespyd-paste-"))
+    sizes: list[int] = []
     for n, (path, truth) in enumerate(files):
         if args.paste:
-            photo = pasted(path, args.paste, (1620, 1080) if n % 2 else (1080, 1620), rng)
+            size = (1620, 1080) if n % 2 else (1080, 1620)
+            photo = decode(pasted(path, args.paste, size, rng, scratch), settings.decode)
             start = time.perf_counter()
             faces, eyes, photo = pipeline.read_faces(photo)
             ms.append((time.perf_counter() - start) * 1000)
@@ -99,15 +106,19 @@ def main() -> None:
             faces, eyes, photo = pipeline.read_faces(photo)
             ms.append(pipeline.classify(path).ms)
         readings.append((truth, faces, eyes))
+        sizes.append(max(photo.size))
         if faces:  # eye level: every visible eye of the largest face against the photo's label
             for eye in (eyes[0].right, eyes[0].left):
                 eye_total += 1
                 eye_right += (eye.closed > 0.5) == (truth == "blink")
+    shutil.rmtree(scratch)
     blinks = sum(t == "blink" for _, t in files)
     print(f"validation split: {blinks} closed-eye faces, {len(files) - blinks} open-eye faces")
     print(f"eye level: {eye_right / eye_total:.2%} of {eye_total} eyes right at p(closed) > 0.5")
     what = "faces + eyes" if args.paste else "whole pipeline"
     print(f"ms per photo, {what}: median {statistics.median(ms):.1f}")
+    side = statistics.median(sizes)
+    print(f"decoded long side: median {side:.0f} px (long_side {settings.decode.long_side})")
 
     def evaluate(verdict: VerdictSettings) -> dict[str, float]:
         rows = [(t, decide(f, e, verdict).verdict) for t, f, e in readings]
@@ -127,15 +138,20 @@ def main() -> None:
                     print(line(_describe(variant), evaluate(variant)))
 
 
-def pasted(path: Path, share: float, size: tuple[int, int], rng: np.random.Generator) -> Photo:
-    """The face picture pasted into a frame of `size`, its face `share` of the longer side."""
+def pasted(
+    path: Path, share: float, size: tuple[int, int], rng: np.random.Generator, folder: Path
+) -> Path:
+    """The face picture pasted into a frame of `size`, its face `share` of the longer side, saved
+    in `folder` as a camera would save a preview (JPEG, quality 92)."""
     frame = background(rng, size)
     width = share * max(size)
     side = int(width / 0.97) + 2
     x = int(rng.integers(0, max(1, size[0] - side)))
     y = int(rng.integers(0, max(1, size[1] // 2 - side // 2)))
     paste_face(frame, Image.open(path), width, x, y)
-    return Photo(path, frame, "JPEG", f"pasted at {share:.0%}", size, 1)
+    out = folder / f"{path.stem}.jpg"
+    Image.fromarray(frame).save(out, quality=92)
+    return out
 
 
 def _describe(v: VerdictSettings) -> str:

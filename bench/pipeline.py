@@ -1,73 +1,112 @@
 """Faces and eyes after decode: median ms per photo, one thread, as a worker runs them.
 
-    python -m bench.pipeline [--runs 50]
+    python -m bench.pipeline [--runs 50] [--long-side N]
 
-Photos are composed at the size decode hands on for a camera JPEG's MPF preview or a RAW's
-embedded preview (1620 x 1080): a headshot (one fixture face at 35% of the width) and a group
-(eight fixture faces at 6% of the width, some closed). Decode itself is measured by bench.decode.
+Each scene is saved as a 24 MP camera JPEG (6000 x 4000, quality 92) and decoded as the service
+decodes it, with the configured settings (or --long-side); the decode is timed on its own, then
+faces + eyes + verdict on the decoded photo, which is what the issue's 10 ms budget covers. When
+the eyes are too small in the decoded image the pipeline decodes the file again, larger; that
+second decode is counted in faces + eyes, since it is work the faces stage causes.
+
+Scenes: a headshot with one fixture face at 22, 30, 35 and 42% of the longer side (a 2:3 portrait
+and a 3:2 landscape of each), and a group of eight fixture faces at 6% (some closed).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from eyespyd.config import load
+from eyespyd.config import DecodeSettings, load
+from eyespyd.decode import decode
 from eyespyd.pipeline import Pipeline
-from eyespyd.types import Photo
 from eyespyd.verdict import decide
 
 FACES = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces"
-SIZE = (1620, 1080)
+CAMERA = (6000, 4000)
 
 
-def compose(faces: list[Path], width_share: float, seed: int) -> np.ndarray:
+def compose(
+    faces: list[Path], share: float, seed: int, size: tuple[int, int] = CAMERA
+) -> Image.Image:
+    """Faces pasted over a smooth textured background, each `share` of the longer side wide."""
     rng = np.random.default_rng(seed)
-    small = rng.integers(60, 200, size=(SIZE[1] // 60 + 2, SIZE[0] // 60 + 2, 3), dtype=np.uint8)
-    canvas = Image.fromarray(small).resize(SIZE, Image.Resampling.BICUBIC)
-    side = int(SIZE[0] * width_share)
-    columns = max(1, min(len(faces), int(0.9 / width_share / 1.6)))
+    width, height = size
+    cells = (height // 240 + 2, width // 240 + 2, 3)
+    small = rng.integers(60, 200, size=cells, dtype=np.uint8)
+    canvas = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+    side = int(max(size) * share)
+    columns = max(1, min(len(faces), int(0.9 * width / side / 1.6)))
     for i, path in enumerate(faces):
         with Image.open(path) as face:
             face = face.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
-        x = int((i % columns + 0.5) * SIZE[0] / columns - side / 2)
-        y = int(SIZE[1] / 3 + (i // columns) * side * 1.8 - side / 2)
-        canvas.paste(face, (x, y))
-    return np.asarray(canvas)
+        x = int((i % columns + 0.5) * width / columns - side / 2)
+        y = int(height / 3 + (i // columns) * side * 1.8 - side / 2)
+        canvas.paste(face, (x, max(0, y)))
+    return canvas
 
 
-def time_it(pipeline: Pipeline, pixels: np.ndarray, runs: int) -> tuple[float, int, str]:
-    photo = Photo(Path("composed.jpg"), pixels, "JPEG", "composed", SIZE, 1)
+def scenes() -> list[tuple[str, Image.Image]]:
+    out = []
+    for share in (0.22, 0.30, 0.35, 0.42):
+        for name, size in (("portrait", CAMERA[::-1]), ("landscape", CAMERA)):
+            label = f"headshot {name}, face {share:.0%}"
+            out.append((label, compose([FACES / "open_03.jpg"], share, 1, size)))
+    group = [FACES / f"open_0{i}.jpg" for i in range(1, 7)] + [FACES / "closed_01.jpg"] * 2
+    out.append(("group, 8 faces at 6%", compose(group, 0.06, 2)))
+    return out
+
+
+def median_ms(run: Callable[[], object], runs: int) -> float:
     times = []
     for _ in range(runs + 3):
         start = time.perf_counter()
-        faces, eyes, _ = pipeline.read_faces(photo)
-        decision = decide(faces, eyes, pipeline.verdict_settings)
+        run()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times[3:]), len(faces), decision.verdict
+    return statistics.median(times[3:])
+
+
+def measure(pipeline: Pipeline, settings: DecodeSettings, path: Path, runs: int) -> str:
+    """One scene's line: decode, then faces + eyes + verdict on what decode gave."""
+    photo = decode(path, settings)
+    decode_ms = median_ms(lambda: decode(path, settings), max(5, runs // 5))
+
+    def faces_eyes_verdict() -> tuple[int, str, tuple[int, int]]:
+        faces, eyes, used = pipeline.read_faces(photo)
+        return len(faces), decide(faces, eyes, pipeline.verdict_settings).verdict, used.size
+
+    found, verdict, used = faces_eyes_verdict()
+    ms = median_ms(faces_eyes_verdict, runs)
+    again = f", eyes read again at {used[0]}x{used[1]}" if used != photo.size else ""
+    return (
+        f"decode {photo.size[0]}x{photo.size[1]} {decode_ms:5.1f} ms"
+        f"  faces + eyes + verdict {ms:5.1f} ms  ({found} faces, {verdict}{again})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--long-side", type=int, help="decode to this long side (default: config)")
     args = parser.parse_args()
     settings = load()
+    if args.long_side:
+        settings = replace(settings, decode=replace(settings.decode, long_side=args.long_side))
     pipeline = Pipeline(settings.decode, settings.verdict, model=settings.model)
-    headshot = compose([FACES / "open_03.jpg"], 0.35, 1)
-    group = compose(
-        [FACES / f"open_0{i}.jpg" for i in range(1, 7)] + [FACES / "closed_01.jpg"] * 2, 0.06, 2
-    )
-    for label, pixels in (
-        ("headshot, face 35% of width", headshot),
-        ("group, 8 faces at 6%", group),
-    ):
-        ms, found, verdict = time_it(pipeline, pixels, args.runs)
-        print(f"{label:30} faces + eyes + verdict {ms:6.1f} ms  ({found} faces, {verdict})")
+    print(f"decode long_side {settings.decode.long_side}; medians of {args.runs} runs, one thread")
+    with tempfile.TemporaryDirectory(prefix="eyespyd-bench-") as folder:
+        for n, (label, image) in enumerate(scenes()):
+            path = Path(folder) / f"scene_{n}.jpg"
+            image.save(path, quality=92)
+            print(f"{label:30} {measure(pipeline, settings.decode, path, args.runs)}")
 
 
 if __name__ == "__main__":

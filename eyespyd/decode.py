@@ -22,7 +22,7 @@ from eyespyd.containers import Preview, read_jpeg, read_raw, sniff
 from eyespyd.errors import ContainerError, DecodeError
 from eyespyd.types import Photo
 
-DEFAULT_SETTINGS = DecodeSettings(long_side=1280, min_preview_side=1000, max_megapixels=250)
+DEFAULT_SETTINGS = DecodeSettings(long_side=640, min_preview_side=1000, max_megapixels=250)
 
 # Pillow's own bomb check would refuse images below our configurable limit; ours runs on header
 # sizes before any pixel is decoded, so Pillow's is only a backstop above the schema's maximum.

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from eyespyd.cli import main
+from tests.test_faces import background, paste
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 
@@ -112,6 +113,31 @@ def test_explain_draws_the_verdict_on_the_photo(tmp_path: Path) -> None:
         drawn = picture.convert("RGB")
     assert drawn.size == size
     # The banner across the top is blink red.
+    r, g, b = drawn.getpixel((drawn.size[0] // 2, 2))  # type: ignore[misc]
+    assert r > 180 and g < 80 and b < 100
+
+
+def test_explain_draws_a_camera_frame_larger_than_it_was_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A 4000 px frame is judged at 500 px; the picture is drawn at 1600 px or more, with the face
+    # box where the face is.
+    frame = background(4000, 2667, seed=4)
+    paste(frame, "closed_02.jpg", 1200, 1400, 600)
+    photo = tmp_path / "frame.jpg"
+    Image.fromarray(frame).save(photo, quality=92)
+    _, (row,) = classify_json(capsys, str(photo))
+    x0, y0, _, y1 = row["faces"][0]["box"]  # full-image pixels
+    out = tmp_path / "explained.png"
+
+    assert main(["explain", str(photo), "-o", str(out)]) == 0
+
+    with Image.open(out) as picture:
+        drawn = picture.convert("RGB")
+    assert 1600 <= max(drawn.size) < 4000
+    k = drawn.size[0] / 4000
+    white = [drawn.getpixel((round(x0 * k), round((y0 + y1) / 2 * k + dy))) for dy in (-2, 0, 2)]
+    assert any(min(pixel) > 240 for pixel in white)  # type: ignore[arg-type]
     r, g, b = drawn.getpixel((drawn.size[0] // 2, 2))  # type: ignore[misc]
     assert r > 180 and g < 80 and b < 100
 
