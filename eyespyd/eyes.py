@@ -271,6 +271,13 @@ def eye_views(gray: ByteArray, geometry: EyeGeometry, size: int) -> ByteArray:
 
 
 VIEWS = 5  # patches per eye from eye_views
+# Most eyes in a session are plainly open, and reading the four shifted views of such an eye costs
+# three quarters of the eye model's time (0.75 of 0.95 ms a face). When the centred views of both
+# eyes give p(closed) and p(hidden) under this, they stand alone. Measured on the validation faces,
+# natively and pasted into frames at 22% and 30%: 1,938 of 2,579 faces skipped the shifted views,
+# and had all five been read, none of them would have had an eye over 0.14 p(closed) (the verdict
+# starts to doubt at 0.40), nor, at 30%, over 0.09 p(hidden). Verdicts do not change.
+SURE_OPEN = 0.1
 
 
 def _gray_around(
@@ -362,12 +369,24 @@ class EyeClassifier:
         return probs
 
     def classify(self, pixels: npt.NDArray[np.uint8], face: Face) -> FaceEyes:
-        """The state of both eyes of `face` in `pixels` (H x W x 3 RGB or H x W gray), each the
-        mean over eye_views' shifted patches, all of them in one invoke."""
+        """The state of both eyes of `face` in `pixels` (H x W x 3 RGB or H x W gray)."""
         geometries = eye_geometry(face)
         gray, (x0, y0) = _gray_around(pixels, geometries)
-        views = [eye_views(gray, _moved(g, -x0, -y0), self.size) for g in geometries]
-        probs = self.probabilities(np.concatenate(views)).reshape(2, VIEWS, -1).mean(axis=1)
+        views = np.stack([eye_views(gray, _moved(g, -x0, -y0), self.size) for g in geometries])
+        return self.read(views, geometries)
+
+    def read(self, views: ByteArray, geometries: tuple[EyeGeometry, EyeGeometry]) -> FaceEyes:
+        """Both eyes' states from their eye_views (2 x VIEWS x S x S): the mean over each eye's
+        views, or the centred views alone when they show both eyes plainly open (SURE_OPEN).
+
+        Two patches at a time: the batch never changes size, so the interpreter never
+        reallocates."""
+        centre = self.probabilities(views[:, 0])
+        if (centre[:, 1:] < SURE_OPEN).all():
+            probs = centre
+        else:
+            shifted = [self.probabilities(views[:, k]) for k in range(1, VIEWS)]
+            probs = np.mean(np.stack([centre, *shifted]), axis=0)
         states = []
         for geometry, p in zip(geometries, probs, strict=True):
             hidden = float(p[2]) if self._classes > 2 else 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +13,14 @@ from PIL import Image, ImageDraw
 
 from eyespyd.eyes import (
     SIDE_PER_EYE_DISTANCE,
+    SURE_OPEN,
+    VIEWS,
     EyeClassifier,
     _percentiles,
     crop_eyes,
     eye_crop_size_px,
     eye_geometry,
+    eye_views,
     normalise,
 )
 from eyespyd.models import ModelInfo
@@ -215,3 +219,37 @@ def test_committed_model_tells_closed_from_open_eyes(classifier: EyeClassifier, 
         else:  # dark glasses: never a blink, and the model says it cannot see
             assert state.closed < 0.5, (name, state)
             assert state.hidden > 0.5, (name, state)
+
+
+def fixture_views(name: str) -> tuple[np.ndarray, tuple[Any, Any]]:
+    from eyespyd.faces import FaceDetector
+
+    with Image.open(FIXTURES / name) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    geometries = eye_geometry(FaceDetector().detect(pixels)[0])
+    gray = np.asarray(Image.fromarray(pixels).convert("L"))
+    views = np.stack([eye_views(gray, g, 48) for g in geometries])
+    return views, geometries
+
+
+@pytest.mark.parametrize("name", ["open_01.jpg", "closed_02.jpg", "sunglasses_01.jpg"])
+def test_shifted_views_are_read_unless_both_centred_views_are_plainly_open(
+    classifier: EyeClassifier, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    views, geometries = fixture_views(name)
+    each = classifier.probabilities(views.reshape(2 * VIEWS, 48, 48)).reshape(2, VIEWS, -1)
+    plainly_open = bool((each[:, 0, 1:] < SURE_OPEN).all())
+    assert plainly_open == name.startswith("open")  # the fixtures cover both branches
+    batches: list[int] = []
+    probabilities = classifier.probabilities
+    monkeypatch.setattr(
+        classifier, "probabilities", lambda p: batches.append(len(p)) or probabilities(p)
+    )
+
+    eyes = classifier.read(views, geometries)
+
+    expected = each[:, 0] if plainly_open else each.mean(axis=1)
+    assert batches == ([2] if plainly_open else [2] * VIEWS)
+    for state, p in zip((eyes.right, eyes.left), expected, strict=True):
+        assert state.closed == pytest.approx(float(p[1]), abs=1e-6)
+        assert state.hidden == pytest.approx(float(p[2]), abs=1e-6)

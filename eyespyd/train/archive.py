@@ -46,9 +46,7 @@ from eyespyd.config import Settings
 from eyespyd.decode import RAW_SUFFIXES, decode, is_photo_name
 from eyespyd.errors import DecodeError, EyespydError
 from eyespyd.eyes import (
-    VIEWS,
     EyeClassifier,
-    EyeState,
     FaceEyes,
     _gray_around,
     _moved,
@@ -406,23 +404,10 @@ class Scores:
 def read_views(classifier: EyeClassifier, photo: ArchivePhoto) -> tuple[FaceEyes, ...]:
     """What `classifier.classify` would say of each face, from the stored eye views."""
     assert photo.views is not None, "views are kept for held-back photos only"
-    out = []
-    for face, views in zip(photo.faces, photo.views, strict=True):
-        patches = views.reshape(2 * VIEWS, classifier.size, classifier.size)
-        probs = classifier.probabilities(patches).reshape(2, VIEWS, -1).mean(axis=1)
-        states = []
-        for geometry, p in zip(eye_geometry(face), probs, strict=True):
-            hidden = float(p[2]) if p.shape[0] > 2 else 0.0
-            states.append(
-                EyeState(
-                    closed=min(1.0, max(0.0, float(p[1]))),
-                    hidden=min(1.0, max(0.0, hidden)),
-                    crop_box=geometry.corners(),
-                    crop_px=geometry.side,
-                )
-            )
-        out.append(FaceEyes(right=states[0], left=states[1]))
-    return tuple(out)
+    return tuple(
+        classifier.read(views, eye_geometry(face))
+        for face, views in zip(photo.faces, photo.views, strict=True)
+    )
 
 
 def score(
