@@ -105,7 +105,7 @@ def main() -> None:
             photo = decode(path, settings.decode)
             faces, eyes, photo = pipeline.read_faces(photo)
             ms.append(pipeline.classify(path).ms)
-        readings.append((truth, faces, eyes))
+        readings.append((path, truth, faces, eyes))
         sizes.append(max(photo.size))
         if faces:  # eye level: every visible eye of the largest face against the photo's label
             for eye in (eyes[0].right, eyes[0].left):
@@ -121,10 +121,15 @@ def main() -> None:
     print(f"decoded long side: median {side:.0f} px (long_side {settings.decode.long_side})")
 
     def evaluate(verdict: VerdictSettings) -> dict[str, float]:
-        rows = [(t, decide(f, e, verdict).verdict) for t, f, e in readings]
+        rows = [(t, decide(f, e, verdict).verdict) for _, t, f, e in readings]
         return score(rows)
 
     print(line("configured " + _describe(settings.verdict), evaluate(settings.verdict)))
+    # Every error at the configured settings, so the model card's list of them can be checked.
+    for path, truth, faces, eyes in readings:
+        decision = decide(faces, eyes, settings.verdict)
+        if (truth == "blink") != (decision.verdict == "blink"):
+            print(f"  {truth} -> {decision.verdict} {decision.score:.2f} {path.name}")
     if args.grid:
         for one_eye in (False, True):
             for margin in (0.0, 0.15):
