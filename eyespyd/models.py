@@ -45,6 +45,11 @@ FACE_FULL_RANGE = ModelInfo(
     filename="face_detection_full_range_sparse.tflite",
     sha256="2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
 )
+FACE_LANDMARK = ModelInfo(
+    name="face_landmark",
+    filename="face_landmark.tflite",
+    sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+)
 
 EYE_STATE = ModelInfo(
     name="eye_state",
@@ -53,7 +58,7 @@ EYE_STATE = ModelInfo(
 )
 
 REGISTRY: dict[str, ModelInfo] = {
-    info.name: info for info in (FACE_SHORT_RANGE, FACE_FULL_RANGE, EYE_STATE)
+    info.name: info for info in (FACE_SHORT_RANGE, FACE_FULL_RANGE, FACE_LANDMARK, EYE_STATE)
 }
 
 
