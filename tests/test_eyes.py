@@ -186,6 +186,11 @@ def classifier() -> EyeClassifier:
     return EyeClassifier(committed_model())
 
 
+def test_committed_model_is_at_most_300_kb() -> None:
+    # The budget for our eye-state model; the detectors and the mesh are MediaPipe's.
+    assert MODEL.stat().st_size <= 300_000
+
+
 def test_committed_model_has_int8_input_and_three_classes(classifier: EyeClassifier) -> None:
     assert classifier.size == 48
     probs = classifier.probabilities(np.zeros((2, 48, 48), np.uint8))
