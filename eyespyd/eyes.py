@@ -280,6 +280,38 @@ VIEWS = 5  # patches per eye from eye_views
 SURE_OPEN = 0.1
 
 
+def plainly_open(reading: FaceEyes) -> bool:
+    """Both eyes read open with p(closed) and p(hidden) under SURE_OPEN: nothing to look into."""
+    eyes = (reading.right, reading.left)
+    return all(eye.closed < SURE_OPEN and eye.hidden < SURE_OPEN for eye in eyes)
+
+
+def unseen(reading: FaceEyes) -> FaceEyes:
+    """The reading with neither eye visible: no evidence either way, whatever the model said."""
+
+    def hidden(eye: EyeState) -> EyeState:
+        return EyeState(closed=0.0, hidden=1.0, crop_box=eye.crop_box, crop_px=eye.crop_px)
+
+    return FaceEyes(right=hidden(reading.right), left=hidden(reading.left))
+
+
+def mean_reading(first: FaceEyes, second: FaceEyes) -> FaceEyes:
+    """Both readings of a face averaged, eye by eye; the crops are the second reading's.
+
+    Two crop placements (BlazeFace's eye keypoints and the face mesh's eye contours) are wrong
+    in different ways, and their mean is steadier than either (bench/accuracy.py)."""
+
+    def mean(a: EyeState, b: EyeState) -> EyeState:
+        return EyeState(
+            closed=(a.closed + b.closed) / 2,
+            hidden=(a.hidden + b.hidden) / 2,
+            crop_box=b.crop_box,
+            crop_px=b.crop_px,
+        )
+
+    return FaceEyes(right=mean(first.right, second.right), left=mean(first.left, second.left))
+
+
 def _gray_around(
     pixels: npt.NDArray[np.uint8], geometries: tuple[EyeGeometry, ...], margin: float = 1.2
 ) -> tuple[ByteArray, tuple[int, int]]:

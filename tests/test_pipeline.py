@@ -1,4 +1,5 @@
-"""The pipeline's joins: decode size, faces, and eyes read again from a larger decode."""
+"""The pipeline's joins: decode size, faces, and eyes read again from a larger decode or where
+the face mesh places them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from PIL import Image
 
 from eyespyd.config import load
 from eyespyd.decode import decode
+from eyespyd.eyes import mean_reading, plainly_open
+from eyespyd.landmarks import EyeCentres, FaceMesh
 from eyespyd.pipeline import MIN_EYE_PX, Pipeline
-from tests.test_faces import FACE_OF_PICTURE, background, paste
+from eyespyd.types import Face, Photo
+from eyespyd.verdict import decide
+from tests.test_faces import FACE_OF_PICTURE, FIXTURES, background, paste
 
 CAMERA = (4000, 2667)  # decoded at 1/8 by default: 500 x 334
 
@@ -71,3 +76,70 @@ def test_small_eyes_are_read_again_from_a_larger_decode(pipeline: Pipeline, tmp_
     ):
         assert abs(x0 - px) < 0.3 * share * CAMERA[0]
         assert abs(y0 - py) < 0.3 * share * CAMERA[0]
+
+
+class SpyMesh:
+    """The real face mesh, or a mesh that sees no face, with every face it was asked about."""
+
+    def __init__(self, inner: FaceMesh, *, sees_faces: bool = True) -> None:
+        self.inner = inner
+        self.sees_faces = sees_faces
+        self.asked: list[Face] = []
+
+    def eyes(self, image: Image.Image, face: Face) -> EyeCentres | None:
+        self.asked.append(face)
+        return self.inner.eyes(image, face) if self.sees_faces else None
+
+
+def fixture_photo(pipeline: Pipeline, name: str) -> Photo:
+    return decode(FIXTURES / name, pipeline.decode_settings)
+
+
+def test_plainly_open_eyes_are_never_shown_to_the_mesh(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = SpyMesh(pipeline.mesh)
+    monkeypatch.setattr(pipeline, "mesh", spy)
+
+    for name in ("open_01.jpg", "open_05.jpg", "open_07.jpg"):
+        faces, eyes, _ = pipeline.read_faces(fixture_photo(pipeline, name))
+        assert len(faces) == 1 and plainly_open(eyes[0])
+
+    assert spy.asked == []
+
+
+def test_closed_eyes_are_read_again_where_the_mesh_places_them(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = SpyMesh(pipeline.mesh)
+    monkeypatch.setattr(pipeline, "mesh", spy)
+    photo = fixture_photo(pipeline, "closed_05.jpg")
+
+    faces, eyes, _ = pipeline.read_faces(photo)
+
+    (detected,) = spy.asked
+    centres = pipeline.mesh.inner.eyes(Image.fromarray(photo.pixels), detected)
+    assert centres is not None
+    (placed,) = faces
+    assert (placed.right_eye, placed.left_eye) == (centres.right, centres.left)
+    assert placed.keypoints[2:] == detected.keypoints[2:] and placed.box == detected.box
+    first = pipeline.eyes.classify(photo.pixels, detected)
+    second = pipeline.eyes.classify(photo.pixels, placed)
+    assert eyes[0] == mean_reading(first, second)
+    assert eyes[0].right.crop_box == second.right.crop_box  # the crops drawn are the mesh's
+    assert decide(faces, eyes, pipeline.verdict_settings).verdict == "blink"
+
+
+def test_a_detection_the_mesh_does_not_see_as_a_face_gives_no_evidence(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "mesh", SpyMesh(pipeline.mesh, sees_faces=False))
+    photo = fixture_photo(pipeline, "closed_05.jpg")
+    detected, _, _ = pipeline.find_faces(photo)
+
+    faces, eyes, _ = pipeline.read_faces(photo)
+
+    assert faces == detected  # kept where the detector put it, so faces and eyes stay in step
+    assert [(e.closed, e.hidden) for e in (eyes[0].right, eyes[0].left)] == [(0.0, 1.0)] * 2
+    decision = decide(faces, eyes, pipeline.verdict_settings)
+    assert decision.verdict == pipeline.verdict_settings.eyes_not_visible  # never blink

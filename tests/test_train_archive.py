@@ -152,17 +152,35 @@ def test_the_printed_configuration_is_valid(tmp_path: Path) -> None:
     assert settings.model.path == path and settings.model.sha256 == "ab" * 32
 
 
-def test_the_stored_eye_views_read_as_classify_reads_the_photo() -> None:
+class NoFaceMesh:
+    """A face mesh that sees no face anywhere, for the branch where it rejects a detection."""
+
+    def eyes(self, image: Image.Image, face: Face) -> None:
+        return None
+
+
+@pytest.mark.parametrize("mesh_sees_faces", [True, False])
+def test_the_stored_eye_views_read_as_classify_reads_the_photo(
+    mesh_sees_faces: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Held-back photos are read again later with the new model, from what was stored: with the
+    # shipped model that must give exactly what the pipeline gives, mesh and all.
     settings = config.from_mapping({}, "test", FACES)
     pipeline = Pipeline(settings.decode, settings.verdict)
-    photo = decode(FACES / "closed_03.jpg", settings.decode)
-    faces, readings, photo = pipeline.read_faces(photo)
-    views = np.stack([archive.face_views(photo.pixels, f, 48) for f in faces])
-    item = archive.ArchiveFile(photo.path, "blink", "closed_03")
-    stored = archive.ArchivePhoto(item, True, faces, readings, (), views)
-    again = archive.read_views(pipeline.eyes, stored)
-    for got, want in zip(again, readings, strict=True):
-        assert got == want
+    if not mesh_sees_faces:
+        monkeypatch.setattr(pipeline, "mesh", NoFaceMesh())
+    names = ("closed_03.jpg", "closed_07.jpg", "open_01.jpg", "open_06.jpg")
+    files = [archive.ArchiveFile(FACES / n, "blink" if "closed" in n else "keep", n) for n in names]
+
+    read = archive.read_archive(files, pipeline, 48, 1.0, 0)
+
+    assert [p.file for p in read.photos] == files and all(p.held_back for p in read.photos)
+    for stored in read.photos:
+        faces, readings, _ = pipeline.read_faces(decode(stored.file.path, settings.decode))
+        assert stored.faces == faces and stored.shipped == readings
+        assert archive.read_views(pipeline.eyes, stored) == readings
+    closed = read.photos[0].shipped[0]
+    assert (closed.right.hidden == 1.0) is not mesh_sees_faces  # both branches are taken
 
 
 def test_photo_metrics_count_review_as_not_blink_and_survive_a_missing_class() -> None:

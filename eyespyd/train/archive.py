@@ -40,12 +40,14 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from eyespyd import config, paths
 from eyespyd.config import Settings
 from eyespyd.decode import RAW_SUFFIXES, decode, is_photo_name
 from eyespyd.errors import DecodeError, EyespydError
 from eyespyd.eyes import (
+    VIEWS,
     EyeClassifier,
     FaceEyes,
     _gray_around,
@@ -55,7 +57,7 @@ from eyespyd.eyes import (
     to_gray,
 )
 from eyespyd.models import EYE_STATE, ModelInfo
-from eyespyd.pipeline import Pipeline
+from eyespyd.pipeline import Pipeline, closer_look
 from eyespyd.train import data
 from eyespyd.train.augment import AugmentConfig
 from eyespyd.train.data import CLOSED, OPEN, SOURCE_FACE, EyeSet
@@ -182,8 +184,12 @@ class ArchivePhoto:
     faces: tuple[Face, ...]  # every face the detector returned, as the verdict gets them
     shipped: tuple[FaceEyes, ...]  # the shipped model's reading of each
     picks: tuple[EyePick, ...]  # the eyes that are labelled examples
-    # held-back photos only: F x 2 x VIEWS x S x S patches, to read with the new model later
+    # Held-back photos only, to read with the new model later as the pipeline would: F x 2 x
+    # VIEWS x S x S patches at the detector's eye keypoints, and each face with its eyes placed
+    # by the face mesh (None: the mesh sees no face) with the patches there.
     views: ByteArray | None = field(default=None, repr=False)
+    placed: tuple[Face | None, ...] = ()
+    placed_views: ByteArray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -248,7 +254,8 @@ def read_archive(
             counts["unreadable"] += 1
             log.warning("%s", exc)
             continue
-        faces, readings, photo = pipeline.read_faces(photo)
+        detected, first, photo = pipeline.find_faces(photo)
+        faces, readings = pipeline.look_closer(photo, detected, first)
         counted = prominent(faces, min_face_size)
         if not counted:
             counts[f"{item.label} no face"] += 1
@@ -280,10 +287,19 @@ def read_archive(
                     name = f"{item.key}#{face_index}"
                     rows.append((context, label, side_px, item.key, name, side, back))
                     counts[f"{split} {'closed' if label == CLOSED else 'open'} eyes"] += 1
-        views = None
         if back:
-            views = np.stack([face_views(photo.pixels, face, size) for face in faces])
-        photos.append(ArchivePhoto(item, back, faces, readings, picks, views))
+            image = Image.fromarray(photo.pixels)
+            placed = tuple(pipeline.place_eyes(image, face) for face in detected)
+            blank = np.zeros((2, VIEWS, size, size), np.uint8)
+            views = np.stack([face_views(photo.pixels, face, size) for face in detected])
+            placed_views = np.stack(
+                [blank if f is None else face_views(photo.pixels, f, size) for f in placed]
+            )
+            photos.append(
+                ArchivePhoto(item, back, faces, readings, picks, views, placed, placed_views)
+            )
+        else:
+            photos.append(ArchivePhoto(item, back, faces, readings, picks))
     log.info("read %d photos in %.0f s", len(files), time.monotonic() - start)
     return Archive(tuple(photos), _eye_set(rows, False), _eye_set(rows, True), counts)
 
@@ -402,12 +418,22 @@ class Scores:
 
 
 def read_views(classifier: EyeClassifier, photo: ArchivePhoto) -> tuple[FaceEyes, ...]:
-    """What `classifier.classify` would say of each face, from the stored eye views."""
+    """What the pipeline would read of each face with `classifier`, from the stored eye views:
+    at the detector's keypoints, then where the mesh placed the eyes if they are not plainly
+    open (`pipeline.closer_look`, the run time's rule)."""
     assert photo.views is not None, "views are kept for held-back photos only"
-    return tuple(
-        classifier.read(views, eye_geometry(face))
-        for face, views in zip(photo.faces, photo.views, strict=True)
-    )
+    assert photo.placed_views is not None
+    readings = []
+    for face, placed, views, placed_views in zip(
+        photo.faces, photo.placed, photo.views, photo.placed_views, strict=True
+    ):
+        first = classifier.read(views, eye_geometry(face))
+
+        def again(f: Face, patches: ByteArray = placed_views) -> FaceEyes:
+            return classifier.read(patches, eye_geometry(f))
+
+        readings.append(closer_look(first, placed, again))
+    return tuple(readings)
 
 
 def score(
