@@ -9,7 +9,8 @@ the eyes are too small in the decoded image the pipeline decodes the file again,
 second decode is counted in faces + eyes, since it is work the faces stage causes.
 
 Scenes: a headshot with one fixture face at 22, 30, 35 and 42% of the longer side (a 2:3 portrait
-and a 3:2 landscape of each), and a group of eight fixture faces at 6% (some closed).
+and a 3:2 landscape of each), the same with closed eyes at 22 and 30% (the face mesh runs), and a
+group of eight fixture faces at 6% (some closed).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def scenes() -> list[tuple[str, Image.Image]]:
         for name, size in (("portrait", CAMERA[::-1]), ("landscape", CAMERA)):
             label = f"headshot {name}, face {share:.0%}"
             out.append((label, compose([FACES / "open_03.jpg"], share, 1, size)))
+    # Eyes that are not plainly open cost more: five views each, and the face mesh to place them.
+    for share in (0.22, 0.30):
+        label = f"closed eyes, portrait, {share:.0%}"
+        out.append((label, compose([FACES / "closed_05.jpg"], share, 1, CAMERA[::-1])))
     group = [FACES / f"open_0{i}.jpg" for i in range(1, 7)] + [FACES / "closed_01.jpg"] * 2
     out.append(("group, 8 faces at 6%", compose(group, 0.06, 2)))
     return out
