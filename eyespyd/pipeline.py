@@ -17,7 +17,14 @@ from PIL import Image
 from eyespyd.config import DecodeSettings, ModelSettings, VerdictSettings
 from eyespyd.decode import decode
 from eyespyd.errors import DecodeError
-from eyespyd.eyes import EyeClassifier, FaceEyes, mean_reading, plainly_open, unseen
+from eyespyd.eyes import (
+    EyeClassifier,
+    FaceEyes,
+    mean_reading,
+    missed_eyes,
+    plainly_open,
+    unseen,
+)
 from eyespyd.faces import FaceDetector
 from eyespyd.landmarks import FaceMesh
 from eyespyd.models import ModelInfo
@@ -119,7 +126,9 @@ class Pipeline:
         out = []
         for face, reading in zip(faces, readings, strict=True):
             placed = None if plainly_open(reading) else self.place_eyes(image, face)
-            looked = closer_look(reading, placed, lambda f: self.eyes.classify(photo.pixels, f))
+            looked = closer_look(
+                face, reading, placed, lambda f: self.eyes.classify(photo.pixels, f)
+            )
             out.append((face if placed is None else placed, looked))
         return tuple(f for f, _ in out), tuple(r for _, r in out)
 
@@ -143,9 +152,12 @@ class Pipeline:
             return None  # the file changed under us; the first reading stands
 
 
-def closer_look(first: FaceEyes, placed: Face | None, read: Callable[[Face], FaceEyes]) -> FaceEyes:
-    """A face's reading once the mesh has looked: plainly open eyes stand as first read; others
-    are the mean of the first reading and a `read` where the mesh placed the eyes. A detection
+def closer_look(
+    detected: Face, first: FaceEyes, placed: Face | None, read: Callable[[Face], FaceEyes]
+) -> FaceEyes:
+    """A face's reading once the mesh has looked: plainly open eyes stand as first read (at the
+    `detected` keypoints); others are the mean of the first reading and a `read` where the mesh
+    placed the eyes, or that second reading alone for an eye the first crop missed. A detection
     the mesh does not see as a face (a glass, a pattern) gives no evidence: its eyes count as not
     visible, so it can never make a blink. (The mesh saw a face in every one of the 1,718
     validation pictures, natively and pasted at 22%: bench/accuracy.py.)"""
@@ -153,7 +165,7 @@ def closer_look(first: FaceEyes, placed: Face | None, read: Callable[[Face], Fac
         return first
     if placed is None:
         return unseen(first)
-    return mean_reading(first, read(placed))
+    return mean_reading(first, read(placed), missed_eyes(detected, placed))
 
 
 def eye_model(settings: ModelSettings | None) -> ModelInfo | None:

@@ -16,11 +16,15 @@ from eyespyd.eyes import (
     SURE_OPEN,
     VIEWS,
     EyeClassifier,
+    EyeState,
+    FaceEyes,
     _percentiles,
     crop_eyes,
     eye_crop_size_px,
     eye_geometry,
     eye_views,
+    mean_reading,
+    missed_eyes,
     normalise,
 )
 from eyespyd.models import ModelInfo
@@ -258,3 +262,28 @@ def test_shifted_views_are_read_unless_both_centred_views_are_plainly_open(
     for state, p in zip((eyes.right, eyes.left), expected, strict=True):
         assert state.closed == pytest.approx(float(p[1]), abs=1e-6)
         assert state.hidden == pytest.approx(float(p[2]), abs=1e-6)
+
+
+def test_an_eye_is_missed_when_the_mesh_puts_it_past_half_the_crops_side() -> None:
+    detected = face_at((100, 100), (200, 100))  # eye distance 100: crops 75 px
+    placed = face_at((100, 100 + 0.45 * 75), (200 + 0.55 * 75, 100))
+
+    assert missed_eyes(detected, placed) == (False, True)
+    assert missed_eyes(detected, detected) == (False, False)
+
+
+def test_a_missed_eye_is_read_from_the_second_crop_alone() -> None:
+    def eye(closed: float, hidden: float, corner: float) -> EyeState:
+        return EyeState(closed, hidden, ((corner, 0), (1, 0), (1, 1), (0, 1)), 30.0 + corner)
+
+    first = FaceEyes(right=eye(0.2, 0.6, 0), left=eye(0.1, 0.9, 0))
+    second = FaceEyes(right=eye(0.6, 0.2, 5), left=eye(0.8, 0.1, 5))
+
+    both = mean_reading(first, second)
+    assert (both.right.closed, both.right.hidden) == pytest.approx((0.4, 0.4))
+    assert (both.left.closed, both.left.hidden) == pytest.approx((0.45, 0.5))
+    assert both.right.crop_box == second.right.crop_box and both.left.crop_px == 35.0
+
+    one_missed = mean_reading(first, second, (False, True))
+    assert one_missed.right == both.right
+    assert one_missed.left == second.left

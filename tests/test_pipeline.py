@@ -11,7 +11,7 @@ from PIL import Image
 
 from eyespyd.config import load
 from eyespyd.decode import decode
-from eyespyd.eyes import mean_reading, plainly_open
+from eyespyd.eyes import eye_geometry, mean_reading, missed_eyes, plainly_open
 from eyespyd.landmarks import EyeCentres, FaceMesh
 from eyespyd.pipeline import MIN_EYE_PX, Pipeline
 from eyespyd.types import Face, Photo
@@ -128,6 +128,35 @@ def test_closed_eyes_are_read_again_where_the_mesh_places_them(
     assert eyes[0] == mean_reading(first, second)
     assert eyes[0].right.crop_box == second.right.crop_box  # the crops drawn are the mesh's
     assert decide(faces, eyes, pipeline.verdict_settings).verdict == "blink"
+
+
+class FarMesh:
+    """The real mesh, but with the left eye moved a whole crop's side away from the detector's."""
+
+    def __init__(self, inner: FaceMesh) -> None:
+        self.inner = inner
+
+    def eyes(self, image: Image.Image, face: Face) -> EyeCentres | None:
+        found = self.inner.eyes(image, face)
+        assert found is not None
+        side = eye_geometry(face)[0].side
+        left = (face.left_eye[0], face.left_eye[1] + side)
+        return EyeCentres(found.right, left, found.presence)
+
+
+def test_an_eye_the_first_crop_missed_is_read_where_the_mesh_puts_it_alone(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "mesh", FarMesh(pipeline.mesh))
+    photo = fixture_photo(pipeline, "closed_05.jpg")
+    (detected,), (first,), _ = pipeline.find_faces(photo)
+
+    (placed,), (eyes,), _ = pipeline.read_faces(photo)
+
+    second = pipeline.eyes.classify(photo.pixels, placed)
+    assert missed_eyes(detected, placed) == (False, True)
+    assert eyes.left == second.left
+    assert eyes.right == mean_reading(first, second).right
 
 
 def test_a_detection_the_mesh_does_not_see_as_a_face_gives_no_evidence(

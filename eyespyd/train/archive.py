@@ -184,9 +184,10 @@ class ArchivePhoto:
     faces: tuple[Face, ...]  # every face the detector returned, as the verdict gets them
     shipped: tuple[FaceEyes, ...]  # the shipped model's reading of each
     picks: tuple[EyePick, ...]  # the eyes that are labelled examples
-    # Held-back photos only, to read with the new model later as the pipeline would: F x 2 x
-    # VIEWS x S x S patches at the detector's eye keypoints, and each face with its eyes placed
-    # by the face mesh (None: the mesh sees no face) with the patches there.
+    # Held-back photos only, to read with the new model later as the pipeline would: each face
+    # as detected with F x 2 x VIEWS x S x S patches at its eye keypoints, and with its eyes
+    # placed by the face mesh (None: the mesh sees no face) with the patches there.
+    detected: tuple[Face, ...] = ()
     views: ByteArray | None = field(default=None, repr=False)
     placed: tuple[Face | None, ...] = ()
     placed_views: ByteArray | None = field(default=None, repr=False)
@@ -296,7 +297,9 @@ def read_archive(
                 [blank if f is None else face_views(photo.pixels, f, size) for f in placed]
             )
             photos.append(
-                ArchivePhoto(item, back, faces, readings, picks, views, placed, placed_views)
+                ArchivePhoto(
+                    item, back, faces, readings, picks, detected, views, placed, placed_views
+                )
             )
         else:
             photos.append(ArchivePhoto(item, back, faces, readings, picks))
@@ -425,14 +428,14 @@ def read_views(classifier: EyeClassifier, photo: ArchivePhoto) -> tuple[FaceEyes
     assert photo.placed_views is not None
     readings = []
     for face, placed, views, placed_views in zip(
-        photo.faces, photo.placed, photo.views, photo.placed_views, strict=True
+        photo.detected, photo.placed, photo.views, photo.placed_views, strict=True
     ):
         first = classifier.read(views, eye_geometry(face))
 
         def again(f: Face, patches: ByteArray = placed_views) -> FaceEyes:
             return classifier.read(patches, eye_geometry(f))
 
-        readings.append(closer_look(first, placed, again))
+        readings.append(closer_look(face, first, placed, again))
     return tuple(readings)
 
 
