@@ -4,7 +4,7 @@ BlazeFace's two eye keypoints are a few percent of the eye distance off on a fro
 much more on a face that laughs, tilts or looks down: on the validation faces pasted at headshot
 scale, the crops of most missed blinks held a cheek or a brow with the closed lid at their edge.
 The face mesh places each eye's contour (16 points round the lids) to a pixel or two. It costs
-about 3 ms a face, so the pipeline asks it only about faces whose eyes are not plainly open.
+about 2 ms a face, so the pipeline asks it only about faces whose eyes are not plainly open.
 
     face_roi(face)             the square the mesh model reads: centred on the face, turned so
                                the eye line is level, 1.5 times the box (MediaPipe's own ROI)

@@ -117,8 +117,9 @@ class Pipeline:
         read there too (see `closer_look`); faces and readings stay in step, one for one.
 
         BlazeFace's eye keypoints drift off laughing, tilted and downcast eyes, and the crop then
-        holds a cheek or a brow (bench/accuracy.py --paste: most missed blinks). The mesh costs
-        about 3 ms a face, so plainly open faces, most of a session, never pay for it.
+        holds a cheek or a brow (bench/accuracy.py --paste: most missed blinks). The mesh and the
+        second reading cost about 5 ms a face, so plainly open faces, most of a session, never
+        pay for them.
         """
         if all(plainly_open(reading) for reading in readings):
             return faces, readings
