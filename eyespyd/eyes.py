@@ -286,13 +286,23 @@ def plainly_open(reading: FaceEyes) -> bool:
     return all(eye.closed < SURE_OPEN and eye.hidden < SURE_OPEN for eye in eyes)
 
 
-def unseen(reading: FaceEyes) -> FaceEyes:
-    """The reading with neither eye visible: no evidence either way, whatever the model said."""
+def hide(reading: FaceEyes, which: tuple[bool, bool]) -> FaceEyes:
+    """The reading with the right and/or left eye (`which`) counted as not visible: no evidence
+    either way, whatever the model said of it."""
 
     def hidden(eye: EyeState) -> EyeState:
         return EyeState(closed=0.0, hidden=1.0, crop_box=eye.crop_box, crop_px=eye.crop_px)
 
-    return FaceEyes(right=hidden(reading.right), left=hidden(reading.left))
+    right, left = which
+    return FaceEyes(
+        right=hidden(reading.right) if right else reading.right,
+        left=hidden(reading.left) if left else reading.left,
+    )
+
+
+def unseen(reading: FaceEyes) -> FaceEyes:
+    """The reading with neither eye visible."""
+    return hide(reading, (True, True))
 
 
 # An eye whose crop centre lies further than this share of the crop's side from where the face

@@ -20,6 +20,7 @@ from eyespyd.errors import DecodeError
 from eyespyd.eyes import (
     EyeClassifier,
     FaceEyes,
+    hide,
     mean_reading,
     missed_eyes,
     plainly_open,
@@ -35,6 +36,15 @@ from eyespyd.verdict import KEEP, Decision, decide
 # decoded again at a higher scale (once) for its eyes. 24 px is about where the eye-state model's
 # validation accuracy starts to fall.
 MIN_EYE_PX = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the face mesh puts a face's eyes: the face with those eye keypoints, and which eyes
+    (right, left) it sees nearly edge-on, as in a face turned towards a profile."""
+
+    face: Face
+    edge_on: tuple[bool, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +140,16 @@ class Pipeline:
             looked = closer_look(
                 face, reading, placed, lambda f: self.eyes.classify(photo.pixels, f)
             )
-            out.append((face if placed is None else placed, looked))
+            out.append((face if placed is None else placed.face, looked))
         return tuple(f for f, _ in out), tuple(r for _, r in out)
 
-    def place_eyes(self, image: Image.Image, face: Face) -> Face | None:
-        """The face with its eye keypoints where the face mesh puts the eyes; None when the mesh
-        sees no face there."""
+    def place_eyes(self, image: Image.Image, face: Face) -> Placement | None:
+        """Where the face mesh puts the face's eyes; None when the mesh sees no face there."""
         centres = self.mesh.eyes(image, face)
         if centres is None:
             return None
-        return replace(face, keypoints=(centres.right, centres.left, *face.keypoints[2:]))
+        placed = replace(face, keypoints=(centres.right, centres.left, *face.keypoints[2:]))
+        return Placement(placed, centres.edge_on)
 
     def _redecode(self, photo: Photo, factor: float) -> Photo | None:
         full_long = max(photo.original_size)
@@ -154,19 +164,23 @@ class Pipeline:
 
 
 def closer_look(
-    detected: Face, first: FaceEyes, placed: Face | None, read: Callable[[Face], FaceEyes]
+    detected: Face, first: FaceEyes, placed: Placement | None, read: Callable[[Face], FaceEyes]
 ) -> FaceEyes:
     """A face's reading once the mesh has looked: plainly open eyes stand as first read (at the
     `detected` keypoints); others are the mean of the first reading and a `read` where the mesh
-    placed the eyes, or that second reading alone for an eye the first crop missed. A detection
-    the mesh does not see as a face (a glass, a pattern) gives no evidence: its eyes count as not
-    visible, so it can never make a blink. (The mesh saw a face in every one of the 1,718
-    validation pictures, natively and pasted at 22%: bench/accuracy.py.)"""
+    placed the eyes, or that second reading alone for an eye the first crop missed.
+
+    What the eye model cannot judge gives no evidence, so it can never make a blink: a detection
+    the mesh does not see as a face (a glass, a pattern) counts as eyes not visible, and so does
+    an eye the mesh sees nearly edge-on (a face turned towards a profile). The mesh saw a face in
+    every one of the 1,718 validation pictures, natively and pasted at 22% (bench/accuracy.py),
+    and none of the 5,872 faces of the research data with an eye edge-on."""
     if plainly_open(first):
         return first
     if placed is None:
         return unseen(first)
-    return mean_reading(first, read(placed), missed_eyes(detected, placed))
+    looked = mean_reading(first, read(placed.face), missed_eyes(detected, placed.face))
+    return hide(looked, placed.edge_on)
 
 
 def eye_model(settings: ModelSettings | None) -> ModelInfo | None:

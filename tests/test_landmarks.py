@@ -11,10 +11,13 @@ from PIL import Image
 from eyespyd.faces import FaceDetector
 from eyespyd.landmarks import (
     INPUT_SIZE,
+    LEFT_CORNERS,
     LEFT_EYE,
+    RIGHT_CORNERS,
     RIGHT_EYE,
     FaceMesh,
     Roi,
+    edge_on,
     eye_centres,
     face_roi,
     sample_roi,
@@ -90,6 +93,24 @@ def test_eye_centres_are_the_means_of_each_eyes_contour() -> None:
     assert left == pytest.approx((52, 19))
 
 
+@pytest.mark.parametrize(
+    ("right_width", "left_width", "expected"),
+    [
+        (30, 30, (False, False)),
+        (16, 30, (False, False)),
+        (14, 30, (True, False)),
+        (40, 9, (False, True)),
+    ],
+)
+def test_an_eye_under_half_the_others_width_is_edge_on(
+    right_width: float, left_width: float, expected: tuple[bool, bool]
+) -> None:
+    mesh = np.zeros((468, 2), np.float32)
+    mesh[RIGHT_CORNERS[0]], mesh[RIGHT_CORNERS[1]] = (100, 50), (100 + right_width, 50)
+    mesh[LEFT_CORNERS[1]], mesh[LEFT_CORNERS[0]] = (160, 52), (160 + left_width, 52)
+    assert edge_on(mesh) == expected
+
+
 # --- the model on real faces ----------------------------------------------------------------
 
 
@@ -121,6 +142,7 @@ def test_mesh_eyes_lie_near_blazefaces_and_between_its_eyes_and_mouth(
     assert math.dist(centres.right, found.right_eye) < 0.25 * distance
     assert math.dist(centres.left, found.left_eye) < 0.25 * distance
     assert centres.right[0] < centres.left[0]  # the subject's right eye on the image's left
+    assert centres.edge_on == (False, False)
 
 
 @pytest.mark.parametrize("degrees", [10, 25, -40])

@@ -3,6 +3,7 @@ the face mesh places them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,35 @@ def test_an_eye_the_first_crop_missed_is_read_where_the_mesh_puts_it_alone(
     assert missed_eyes(detected, placed) == (False, True)
     assert eyes.left == second.left
     assert eyes.right == mean_reading(first, second).right
+
+
+class TurnedMesh:
+    """The real mesh, but seeing the subject's left eye edge-on, as in a face turned away."""
+
+    def __init__(self, inner: FaceMesh) -> None:
+        self.inner = inner
+
+    def eyes(self, image: Image.Image, face: Face) -> EyeCentres | None:
+        found = self.inner.eyes(image, face)
+        assert found is not None
+        return replace(found, edge_on=(False, True))
+
+
+def test_an_eye_seen_edge_on_gives_no_evidence(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = fixture_photo(pipeline, "closed_05.jpg")
+    plain, _ = pipeline.read_faces(photo)[:2]
+    monkeypatch.setattr(pipeline, "mesh", TurnedMesh(pipeline.mesh))
+
+    faces, eyes, _ = pipeline.read_faces(photo)
+
+    assert faces == plain
+    assert (eyes[0].left.closed, eyes[0].left.hidden) == (0.0, 1.0)
+    assert eyes[0].right.closed > 0.5  # the other eye still counts, and is closed
+    decision = decide(faces, eyes, pipeline.verdict_settings)
+    assert decision.verdict == "review"  # one closed eye in view: a question, never a blink
+    assert "only one eye visible" in decision.reasons[0]
 
 
 def test_a_detection_the_mesh_does_not_see_as_a_face_gives_no_evidence(

@@ -57,7 +57,7 @@ from eyespyd.eyes import (
     to_gray,
 )
 from eyespyd.models import EYE_STATE, ModelInfo
-from eyespyd.pipeline import Pipeline, closer_look
+from eyespyd.pipeline import Pipeline, Placement, closer_look
 from eyespyd.train import data
 from eyespyd.train.augment import AugmentConfig
 from eyespyd.train.data import CLOSED, OPEN, SOURCE_FACE, EyeSet
@@ -189,7 +189,7 @@ class ArchivePhoto:
     # placed by the face mesh (None: the mesh sees no face) with the patches there.
     detected: tuple[Face, ...] = ()
     views: ByteArray | None = field(default=None, repr=False)
-    placed: tuple[Face | None, ...] = ()
+    placed: tuple[Placement | None, ...] = ()
     placed_views: ByteArray | None = field(default=None, repr=False)
 
 
@@ -294,7 +294,7 @@ def read_archive(
             blank = np.zeros((2, VIEWS, size, size), np.uint8)
             views = np.stack([face_views(photo.pixels, face, size) for face in detected])
             placed_views = np.stack(
-                [blank if f is None else face_views(photo.pixels, f, size) for f in placed]
+                [blank if p is None else face_views(photo.pixels, p.face, size) for p in placed]
             )
             photos.append(
                 ArchivePhoto(
