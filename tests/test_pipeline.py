@@ -3,6 +3,7 @@ the face mesh places them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,16 +81,28 @@ def test_small_eyes_are_read_again_from_a_larger_decode(pipeline: Pipeline, tmp_
 
 
 class SpyMesh:
-    """The real face mesh, or a mesh that sees no face, with every face it was asked about."""
+    """The real face mesh, with every face it was asked about; it can be told to see no face,
+    or to `alter` what it saw."""
 
-    def __init__(self, inner: FaceMesh, *, sees_faces: bool = True) -> None:
+    def __init__(
+        self,
+        inner: FaceMesh,
+        *,
+        sees_faces: bool = True,
+        alter: Callable[[Face, EyeCentres], EyeCentres] | None = None,
+    ) -> None:
         self.inner = inner
         self.sees_faces = sees_faces
+        self.alter = alter
         self.asked: list[Face] = []
 
     def eyes(self, image: Image.Image, face: Face) -> EyeCentres | None:
         self.asked.append(face)
-        return self.inner.eyes(image, face) if self.sees_faces else None
+        if not self.sees_faces:
+            return None
+        found = self.inner.eyes(image, face)
+        assert found is not None
+        return found if self.alter is None else self.alter(face, found)
 
 
 def fixture_photo(pipeline: Pipeline, name: str) -> Photo:
@@ -131,24 +144,16 @@ def test_closed_eyes_are_read_again_where_the_mesh_places_them(
     assert decide(faces, eyes, pipeline.verdict_settings).verdict == "blink"
 
 
-class FarMesh:
-    """The real mesh, but with the left eye moved a whole crop's side away from the detector's."""
-
-    def __init__(self, inner: FaceMesh) -> None:
-        self.inner = inner
-
-    def eyes(self, image: Image.Image, face: Face) -> EyeCentres | None:
-        found = self.inner.eyes(image, face)
-        assert found is not None
-        side = eye_geometry(face)[0].side
-        left = (face.left_eye[0], face.left_eye[1] + side)
-        return EyeCentres(found.right, left, found.presence)
+def left_eye_a_crop_away(face: Face, found: EyeCentres) -> EyeCentres:
+    """The left eye a whole crop's side below the detector's: its first crop missed it."""
+    side = eye_geometry(face)[0].side
+    return replace(found, left=(face.left_eye[0], face.left_eye[1] + side))
 
 
 def test_an_eye_the_first_crop_missed_is_read_where_the_mesh_puts_it_alone(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "mesh", FarMesh(pipeline.mesh))
+    monkeypatch.setattr(pipeline, "mesh", SpyMesh(pipeline.mesh, alter=left_eye_a_crop_away))
     photo = fixture_photo(pipeline, "closed_05.jpg")
     (detected,), (first,), _ = pipeline.find_faces(photo)
 
@@ -160,16 +165,9 @@ def test_an_eye_the_first_crop_missed_is_read_where_the_mesh_puts_it_alone(
     assert eyes.right == mean_reading(first, second).right
 
 
-class TurnedMesh:
-    """The real mesh, but seeing the subject's left eye edge-on, as in a face turned away."""
-
-    def __init__(self, inner: FaceMesh) -> None:
-        self.inner = inner
-
-    def eyes(self, image: Image.Image, face: Face) -> EyeCentres | None:
-        found = self.inner.eyes(image, face)
-        assert found is not None
-        return replace(found, edge_on=(False, True))
+def left_eye_edge_on(face: Face, found: EyeCentres) -> EyeCentres:
+    """The subject's left eye seen edge-on, as in a face turned away."""
+    return replace(found, edge_on=(False, True))
 
 
 def test_an_eye_seen_edge_on_gives_no_evidence(
@@ -177,7 +175,7 @@ def test_an_eye_seen_edge_on_gives_no_evidence(
 ) -> None:
     photo = fixture_photo(pipeline, "closed_05.jpg")
     plain, _ = pipeline.read_faces(photo)[:2]
-    monkeypatch.setattr(pipeline, "mesh", TurnedMesh(pipeline.mesh))
+    monkeypatch.setattr(pipeline, "mesh", SpyMesh(pipeline.mesh, alter=left_eye_edge_on))
 
     faces, eyes, _ = pipeline.read_faces(photo)
 
