@@ -335,11 +335,17 @@ class FaceDetector:
     4. full range on overlapping tiles small enough that the narrowest face that matters is 7.3%
        of a tile, from one shrunk copy of the image (3.5 ms, then 4 to 5 ms a tile). Faces at 5%
        of the width in a group photo mean 6 tiles; a frame with no face at all ends here too.
+       Where tiles would be less than 1.5 times smaller than the image (the widest face 10 to 19%
+       of the longer side), full range on the whole image unpadded instead (4 to 5 ms): faces
+       down to 7.3%, and the shaded or downcast ones near the padded pass's floor that it misses.
 
-    Full range first (short range only for close-ups) would spare a 20 to 38% headshot the short
-    pass, about 2 ms, but its eye keypoints alone are the worse ones: validation faces pasted at
-    30% of the longer side gave 4 false blinks of 723 against 0 with both passes blended, and
-    close-ups would pay both passes instead (measured 2026-11-22, 1620 px frames, one thread).
+    Full range first (short range only when it finds nothing) would spare a 20 to 38% headshot
+    the short pass, but its eye keypoints alone are the worse ones. Measured again with the face
+    mesh step (2026-12-06, bench/accuracy.py, one thread): the full-range model padded to 4/3
+    finds 59 or 60 of 60 faces from 15 to 80% of the width, and that order brought faces + eyes
+    from 7.5 to 6 ms on an open-eyed headshot and from 12.8 to 11.5 ms on a closed-eyed one, but
+    blink recall fell from 0.957 to 0.942 on validation faces pasted at 22% and from 0.957 to
+    0.949 at 30% (the same false blinks). Headshot-scale recall is worth more than 1.5 ms.
 
     Short-range faces scoring below CONFIDENT are checked with the full-range model (5 to 6.5 ms
     each). Faces seen by several passes or tiles merge by weighted NMS, as within a pass.
@@ -402,11 +408,16 @@ class FaceDetector:
         if not found.count:
             found.add(*self._confirmed(image, *whole(self._short, TIGHT_PAD)))
         # Tiles never zoom in past 1:1: a face too small to be found at its own resolution is too
-        # small for its eyes to be judged. Nor do they run to find faces barely smaller than the
-        # whole-image pass could.
-        side = max(needed() / FULL_RANGE.min_face, FULL_RANGE.input_size)
-        if needed() < covered and side * TILE_MIN_ZOOM <= longest:
-            self._tiles(image, side, covered * TILE_OVERLAP_MARGIN, threshold, found)
+        # small for its eyes to be judged. Where tiles would barely zoom in, the whole image
+        # without padding, 4/3 closer than the padded pass, looks for faces a little smaller (a
+        # downcast face at 8% beside one at 10% in a real group photo), unless the image is so
+        # small that the padded pass reads it at nearly full resolution already.
+        if needed() < covered:
+            side = max(needed() / FULL_RANGE.min_face, FULL_RANGE.input_size)
+            if side * TILE_MIN_ZOOM <= longest:
+                self._tiles(image, side, covered * TILE_OVERLAP_MARGIN, threshold, found)
+            elif longest >= TILE_MIN_ZOOM * FULL_RANGE.input_size:
+                found.add(*whole(self._full, 1.0))
         return found.faces(min_relative_size, min_size * longest)
 
     def _tiles(

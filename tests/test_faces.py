@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from eyespyd.faces import (
     FULL_RANGE,
@@ -334,6 +334,25 @@ def test_faces_come_widest_first_and_narrow_ones_only_when_asked(detector: FaceD
 
     assert [round(f.width / 1280, 1) for f in everyone] == [0.3, 0.1]
     assert prominent == everyone[:1]
+
+
+def test_a_face_in_shade_a_little_smaller_than_the_padded_pass_finds_is_found(
+    detector: FaceDetector,
+) -> None:
+    # A subject at 11% of the width and a second, closed-eyed one at 8% in shade (contrast cut
+    # to 35%): the padded full-range pass alone misses the second; the whole image without
+    # padding finds it, as it found a downcast face beside larger ones in a real group photo.
+    frame = background(1280, 853, seed=3)
+    paste(frame, "open_06.jpg", 0.11 * 1280, 150, 250)
+    side = round(0.08 * 1280 / FACE_OF_PICTURE)
+    with Image.open(FIXTURES / "closed_10.jpg") as picture:
+        shaded = ImageEnhance.Contrast(picture.convert("RGB").resize((side, side))).enhance(0.35)
+    frame[350 : 350 + side, 800 : 800 + side] = np.asarray(shaded)
+
+    faces = detector.detect(frame)
+
+    assert len(faces) == 2
+    assert abs(centre(faces[1])[0] - (800 + side / 2)) < 0.2 * side
 
 
 def test_boxes_are_clipped_to_the_image(detector: FaceDetector) -> None:
