@@ -9,8 +9,8 @@ the eyes are too small in the decoded image the pipeline decodes the file again,
 second decode is counted in faces + eyes, since it is work the faces stage causes.
 
 Scenes: a headshot with one fixture face at 22, 30, 35 and 42% of the longer side (a 2:3 portrait
-and a 3:2 landscape of each), the same with closed eyes at 22 and 30% (the face mesh runs), and a
-group of eight fixture faces at 6% (some closed).
+and a 3:2 landscape of each), a half-length portrait with the face at 15%, the headshot with closed
+eyes at 22 and 30% (the face mesh runs), and a group of eight fixture faces at 6% (some closed).
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ def scenes() -> list[tuple[str, Image.Image]]:
         for name, size in (("portrait", CAMERA[::-1]), ("landscape", CAMERA)):
             label = f"headshot {name}, face {share:.0%}"
             out.append((label, compose([FACES / "open_03.jpg"], share, 1, size)))
+    # A half-length portrait: the face too small for the short-range pass to rule out a second
+    # person at half its size; the full-range pass looks, and again unpadded only if it half saw
+    # one (faces.HALF_SEEN).
+    out.append(("portrait, face 15%", compose([FACES / "open_03.jpg"], 0.15, 1, CAMERA[::-1])))
     # Eyes that are not plainly open cost more: five views each, and the face mesh to place them.
     for share in (0.22, 0.30):
         label = f"closed eyes, portrait, {share:.0%}"

@@ -16,6 +16,7 @@ from PIL import Image, ImageEnhance
 from eyespyd.faces import (
     FULL_RANGE,
     SHORT_RANGE,
+    BlazeFace,
     FaceDetector,
     Window,
     decode_boxes,
@@ -336,16 +337,17 @@ def test_faces_come_widest_first_and_narrow_ones_only_when_asked(detector: FaceD
     assert prominent == everyone[:1]
 
 
-def test_a_face_in_shade_a_little_smaller_than_the_padded_pass_finds_is_found(
+def test_a_face_the_padded_pass_half_sees_is_looked_at_again_unpadded(
     detector: FaceDetector,
 ) -> None:
-    # A subject at 11% of the width and a second, closed-eyed one at 8% in shade (contrast cut
-    # to 35%): the padded full-range pass alone misses the second; the whole image without
-    # padding finds it, as it found a downcast face beside larger ones in a real group photo.
+    # A subject at 11% of the width and a second, closed-eyed one at 7% in shade (contrast cut
+    # to 35%): the padded full-range pass scores the second under the threshold (HALF_SEEN);
+    # the whole image without padding finds it, as it found a downcast face beside larger ones
+    # in a real group photo.
     frame = background(1280, 853, seed=3)
     paste(frame, "open_06.jpg", 0.11 * 1280, 150, 250)
-    side = round(0.08 * 1280 / FACE_OF_PICTURE)
-    with Image.open(FIXTURES / "closed_10.jpg") as picture:
+    side = round(0.07 * 1280 / FACE_OF_PICTURE)
+    with Image.open(FIXTURES / "closed_07.jpg") as picture:
         shaded = ImageEnhance.Contrast(picture.convert("RGB").resize((side, side))).enhance(0.35)
     frame[350 : 350 + side, 800 : 800 + side] = np.asarray(shaded)
 
@@ -353,6 +355,29 @@ def test_a_face_in_shade_a_little_smaller_than_the_padded_pass_finds_is_found(
 
     assert len(faces) == 2
     assert abs(centre(faces[1])[0] - (800 + side / 2)) < 0.2 * side
+
+
+def test_a_single_face_the_padded_pass_sees_is_not_looked_for_again(
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A half-length portrait (face 15%): nothing half seen, so no unpadded pass.
+    frame = background(1280, 853, seed=3)
+    paste(frame, "open_06.jpg", 0.15 * 1280, 500, 200)
+    full_range_windows: list[float] = []
+    run = BlazeFace.run
+
+    def spy(self: BlazeFace, image: Image.Image, window: Window, threshold: float) -> object:
+        if self.spec == FULL_RANGE:
+            full_range_windows.append(round(window.side / image.width, 2))
+        return run(self, image, window, threshold)
+
+    monkeypatch.setattr(BlazeFace, "run", spy)
+
+    (face,) = detector.detect(frame)
+
+    assert 0.1 * 1280 < face.width < 0.2 * 1280
+    assert 1.33 in full_range_windows  # the padded pass ran
+    assert 1.0 not in full_range_windows  # the unpadded one did not
 
 
 def test_boxes_are_clipped_to_the_image(detector: FaceDetector) -> None:
