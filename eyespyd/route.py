@@ -41,7 +41,6 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 import shutil
 import stat
 import threading
@@ -50,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eyespyd.decode import HEIF_SUFFIXES, JPEG_SUFFIXES, RAW_SUFFIXES, SUFFIXES
+from eyespyd.durable import TEMP_SUFFIX, describe, fsync_dir, fsync_file, open_temp
 from eyespyd.errors import EyespydError
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ ACTIONS = (MOVE, COPY, HARDLINK, TAG)
 # stem (IMG_0001.xmp) or after the whole file name (IMG_0001.CR3.xmp).
 SIDECAR_SUFFIXES = frozenset({".xmp", ".pp3", ".dop", ".cos"})
 
-TEMP_SUFFIX = ".eyespyd-tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
 _CHUNK = 1 << 20
 _MAX_NUMBER = 9999  # IMG_0001-9999.CR3 is the last name tried
@@ -72,8 +71,6 @@ _MAX_NUMBER = 9999  # IMG_0001-9999.CR3 is the last name tried
 _NO_LINK = frozenset(
     {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 )
-# Filesystems that cannot fsync a folder say so with these; there is nothing more to do there.
-_NO_DIR_FSYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
 
 
 class RouteError(EyespydError):
@@ -260,9 +257,9 @@ def _make_folder(destination: Path, first: Path) -> None:
             f"its parent folder {destination.parent} does not exist (is the drive connected?)",
         ) from None
     except OSError as exc:
-        raise RouteError(first, destination, f"cannot create the folder: {_reason(exc)}") from exc
+        raise RouteError(first, destination, f"cannot create the folder: {describe(exc)}") from exc
     else:
-        _fsync_dir(destination.parent, strict=False)
+        fsync_dir(destination.parent, strict=False)
 
 
 def _members(
@@ -275,7 +272,7 @@ def _members(
         except FileNotFoundError:
             raise RouteError(source, destination, "the file is no longer in the inbox") from None
         except OSError as exc:
-            raise RouteError(source, destination, _reason(exc)) from exc
+            raise RouteError(source, destination, describe(exc)) from exc
         if not stat.S_ISREG(st.st_mode):
             raise RouteError(source, destination, "not a regular file")
         members.append(Member(source, target, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino))
@@ -304,13 +301,13 @@ def _execute(plan: Plan) -> tuple[Path, ...]:
     try:
         for member in plan.members:
             placed.append((member, _place(member, plan)))
-        _fsync_dir(plan.destination, strict=True)
+        fsync_dir(plan.destination, strict=True)
     except BaseException as exc:
         # Whatever stopped us (an error, a KeyboardInterrupt), the sources have not been touched:
         # withdraw what was placed so the group is in one place.
         _withdraw(placed)
-        if isinstance(exc, OSError):  # only _fsync_dir raises a bare OSError
-            raise RouteError(plan.sources[0], plan.destination, _reason(exc)) from exc
+        if isinstance(exc, OSError):  # only fsync_dir raises a bare OSError
+            raise RouteError(plan.sources[0], plan.destination, describe(exc)) from exc
         raise
     if plan.action == MOVE:
         _remove_sources(plan, placed)
@@ -349,7 +346,7 @@ def _place(member: Member, plan: Plan) -> tuple[int, int]:
 def _copy(member: Member, destination: Path) -> tuple[int, int]:
     """Copy to a locked temporary name, fsync, verify against the source, publish; the
     identity of the published copy."""
-    fd, temp = _open_temp(destination, member.target.name)
+    fd, temp = open_temp(destination, member.target.name, 0o600)
     published = False
     try:
         st = os.fstat(fd)
@@ -358,7 +355,7 @@ def _copy(member: Member, destination: Path) -> tuple[int, int]:
             shutil.copystat(member.source, temp)  # dates and mode, as the photographer had them
         except OSError as exc:
             log.debug("cannot copy the dates and mode of %s: %s", member.source, exc)
-        _fsync_file(fd)
+        fsync_file(fd)
         if _read_back(fd) != (size, digest):
             raise RouteError(
                 member.source, destination, "the copy does not match the original (sha256 differs)"
@@ -415,27 +412,6 @@ def _read_back(fd: int) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _open_temp(folder: Path, name: str) -> tuple[int, Path]:
-    """A new hidden file in `folder`, open for reading and writing and locked, so that
-    clean_temps in another process leaves it alone while we live."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(10):
-        temp = folder / f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        try:
-            fd = os.open(temp, flags, 0o600)
-        except FileExistsError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            ours = os.fstat(fd).st_ino == os.lstat(temp).st_ino
-        except OSError:
-            ours = False  # a cleaner took it between our create and our lock
-        if ours:
-            return fd, temp
-        os.close(fd)
-    raise OSError(errno.EEXIST, "cannot create a temporary file", str(folder))
-
-
 def _publish(temp: Path, target: Path) -> None:
     """Give the verified copy its final name, never replacing an existing file."""
     try:
@@ -475,7 +451,7 @@ def _remove_sources(plan: Plan, placed: list[tuple[Member, tuple[int, int]]]) ->
         except FileNotFoundError:
             pass  # gone already: its target is complete, nothing is lost
         except OSError as exc:
-            problem = f"cannot remove it from the inbox: {_reason(exc)}"
+            problem = f"cannot remove it from the inbox: {describe(exc)}"
         if problem is None:
             removed += 1
             continue
@@ -488,7 +464,7 @@ def _remove_sources(plan: Plan, placed: list[tuple[Member, tuple[int, int]]]) ->
             member.target,
             problem,
         )
-    _fsync_dir(plan.members[0].source.parent, strict=False)
+    fsync_dir(plan.members[0].source.parent, strict=False)
 
 
 def _withdraw(placed: list[tuple[Member, tuple[int, int]]]) -> None:
@@ -620,39 +596,7 @@ def _why(exc: OSError, member: Member) -> str:
             return "the file is no longer in the inbox"
         if not member.target.parent.is_dir():
             return "the folder is gone"
-    return _reason(exc)
-
-
-def _reason(exc: OSError) -> str:
-    text = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-    return text[:1].lower() + text[1:]
-
-
-def _fsync_file(fd: int) -> None:
-    full = getattr(fcntl, "F_FULLFSYNC", None)  # macOS: fsync alone stops at the drive's cache
-    if full is not None:
-        try:
-            fcntl.fcntl(fd, full)
-            return
-        except OSError:
-            pass
-    os.fsync(fd)
-
-
-def _fsync_dir(folder: Path, *, strict: bool) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        if strict:
-            raise
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if strict and exc.errno not in _NO_DIR_FSYNC:
-            raise
-    finally:
-        os.close(fd)
+    return describe(exc)
 
 
 def _unlink_quietly(path: Path) -> None:

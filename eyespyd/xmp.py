@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import math
 import os
 import re
-import secrets
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,8 +49,8 @@ from xml.parsers import expat
 from eyespyd import __version__
 from eyespyd.config import XmpSettings
 from eyespyd.decode import SUFFIXES
+from eyespyd.durable import describe, fsync_dir, fsync_file, open_temp
 from eyespyd.errors import EyespydError
-from eyespyd.route import TEMP_SUFFIX
 
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 NS_XMP = "http://ns.adobe.com/xap/1.0/"
@@ -716,7 +714,7 @@ def _read_file(path: Path) -> tuple[os.stat_result, bytes] | None:
             raise _LeaveAloneError(
                 "it is a symbolic link; eyespyd does not write through links"
             ) from None
-        raise _LeaveAloneError(f"it cannot be read: {_reason(exc)}") from None
+        raise _LeaveAloneError(f"it cannot be read: {describe(exc)}") from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -735,7 +733,7 @@ def _read_file(path: Path) -> tuple[os.stat_result, bytes] | None:
                     f"it is too large for a sidecar (over {MAX_SIDECAR_BYTES} bytes)"
                 )
     except OSError as exc:
-        raise _LeaveAloneError(f"it cannot be read: {_reason(exc)}") from None
+        raise _LeaveAloneError(f"it cannot be read: {describe(exc)}") from None
     finally:
         os.close(fd)
     return st, b"".join(chunks)
@@ -748,7 +746,7 @@ def _publish(sidecar: Path, data: bytes, before: os.stat_result | None) -> None:
     try:
         fd, temp = _open_temp(sidecar)
     except OSError as exc:
-        raise _LeaveAloneError(f"cannot create a file in {folder}: {_reason(exc)}") from None
+        raise _LeaveAloneError(f"cannot create a file in {folder}: {describe(exc)}") from None
     renamed = False
     try:
         try:
@@ -760,10 +758,10 @@ def _publish(sidecar: Path, data: bytes, before: os.stat_result | None) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            _fsync_file(fd)
+            fsync_file(fd)
         except OSError as exc:
             raise _LeaveAloneError(
-                f"cannot write a temporary file in {folder}: {_reason(exc)}"
+                f"cannot write a temporary file in {folder}: {describe(exc)}"
             ) from None
         if before is None:
             renamed = _publish_new(temp, sidecar)
@@ -773,20 +771,20 @@ def _publish(sidecar: Path, data: bytes, before: os.stat_result | None) -> None:
             except FileNotFoundError:
                 raise _ChangedMeanwhileError from None
             except OSError as exc:
-                raise _LeaveAloneError(f"it cannot be examined: {_reason(exc)}") from None
+                raise _LeaveAloneError(f"it cannot be examined: {describe(exc)}") from None
             if _identity(now) != _identity(before):
                 raise _ChangedMeanwhileError
             try:
                 os.replace(temp, sidecar)  # noqa: PTH105 - patchable on every Python
             except OSError as exc:
-                raise _LeaveAloneError(f"it cannot be replaced: {_reason(exc)}") from None
+                raise _LeaveAloneError(f"it cannot be replaced: {describe(exc)}") from None
             renamed = True
     finally:
         if not renamed:
             with contextlib.suppress(OSError):
                 temp.unlink()
         os.close(fd)  # releases the lock
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def _publish_new(temp: Path, sidecar: Path) -> bool:
@@ -799,7 +797,7 @@ def _publish_new(temp: Path, sidecar: Path) -> bool:
         raise _ChangedMeanwhileError from None
     except OSError as exc:
         if exc.errno not in _NO_LINK:
-            raise _LeaveAloneError(f"cannot create it: {_reason(exc)}") from None
+            raise _LeaveAloneError(f"cannot create it: {describe(exc)}") from None
         # No hard links here: reserve the name exclusively, then rename onto the reservation. A
         # kill in between leaves an empty sidecar, which the next write fills.
         try:
@@ -807,13 +805,13 @@ def _publish_new(temp: Path, sidecar: Path) -> bool:
         except FileExistsError:
             raise _ChangedMeanwhileError from None
         except OSError as exc:
-            raise _LeaveAloneError(f"cannot create it: {_reason(exc)}") from None
+            raise _LeaveAloneError(f"cannot create it: {describe(exc)}") from None
         try:
             temp.rename(sidecar)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 sidecar.unlink()
-            raise _LeaveAloneError(f"cannot create it: {_reason(exc)}") from None
+            raise _LeaveAloneError(f"cannot create it: {describe(exc)}") from None
         return True
     return False
 
@@ -822,53 +820,8 @@ def _open_temp(sidecar: Path) -> tuple[int, Path]:
     """A new hidden file beside `sidecar`, named as route names its temporary files and locked,
     so that `route.clean_temps` leaves it alone while we live and removes it if we are killed.
     Created with the usual mode (0666 less the umask), as a new sidecar should have."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(10):
-        temp = sidecar.parent / f".{sidecar.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        try:
-            fd = os.open(temp, flags, 0o666)
-        except FileExistsError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            ours = os.fstat(fd).st_ino == os.lstat(temp).st_ino
-        except OSError:
-            ours = False  # a cleaner took it between our create and our lock
-        if ours:
-            return fd, temp
-        os.close(fd)
-    raise OSError(errno.EEXIST, "cannot create a temporary file", str(sidecar.parent))
+    return open_temp(sidecar.parent, sidecar.name, 0o666)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _fsync_file(fd: int) -> None:
-    full = getattr(fcntl, "F_FULLFSYNC", None)  # macOS: fsync alone stops at the drive's cache
-    if full is not None:
-        try:
-            fcntl.fcntl(fd, full)
-            return
-        except OSError:
-            pass
-    os.fsync(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the new name durable; filesystems that cannot fsync a folder are left at that."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _reason(exc: OSError) -> str:
-    text = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-    return text[:1].lower() + text[1:]

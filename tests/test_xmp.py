@@ -601,7 +601,7 @@ def test_a_sidecar_changed_meanwhile_by_another_program_is_merged_again(
     theirs = LIGHTROOM.read_bytes().replace(
         b"<rdf:li>first dance</rdf:li>", b"<rdf:li>cake</rdf:li>"
     )
-    real_fsync = xmp._fsync_file
+    real_fsync = xmp.fsync_file
     calls = []
 
     def lightroom_saves(fd: int) -> None:
@@ -610,7 +610,7 @@ def test_a_sidecar_changed_meanwhile_by_another_program_is_merged_again(
             sidecar.write_bytes(theirs)
         real_fsync(fd)
 
-    monkeypatch.setattr(xmp, "_fsync_file", lightroom_saves)
+    monkeypatch.setattr(xmp, "fsync_file", lightroom_saves)
     write(photo(tmp_path))
     data = sidecar.read_bytes()
     assert len(calls) == 2
@@ -623,14 +623,14 @@ def test_a_sidecar_created_meanwhile_by_another_program_is_merged_into_not_repla
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sidecar = tmp_path / "IMG_0001.xmp"
-    real_fsync = xmp._fsync_file
+    real_fsync = xmp.fsync_file
 
     def darktable_writes(fd: int) -> None:
         if not sidecar.exists():
             shutil.copyfile(DARKTABLE, sidecar)
         real_fsync(fd)
 
-    monkeypatch.setattr(xmp, "_fsync_file", darktable_writes)
+    monkeypatch.setattr(xmp, "fsync_file", darktable_writes)
     write(photo(tmp_path))
     data = sidecar.read_bytes()
     assert b'darktable:operation="rawprepare"' in data
