@@ -39,7 +39,7 @@ LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387
 # Below this face score (sigmoid of the model's face flag) the mesh did not see a face in the
 # ROI, and its points are guesses: BlazeFace's keypoints stand.
 MIN_PRESENCE = 0.5
-MAX_PLAIN_SHRINK = 0.5
+MAX_PLAIN_SHRINK = 0.5  # sample_roi resizes first only when the ROI shrinks more than this
 # Corners of each eye in the mesh: outer and inner, subject's right eye then left eye.
 RIGHT_CORNERS = (33, 133)
 LEFT_CORNERS = (263, 362)
@@ -48,7 +48,7 @@ LEFT_CORNERS = (263, 362)
 # and half hidden by the nose. The eye-state model never learnt such views. On the 5,872 faces of
 # the research data the narrower eye was never under 0.66 of the other (0.1st percentile); a face
 # turned three-quarters away in a real group photo gave 0.64.
-EDGE_ON = 0.5  # sample_roi resizes first only when the ROI shrinks more than this
+EDGE_ON = 0.5
 
 
 @dataclass(frozen=True, slots=True)
