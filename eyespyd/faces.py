@@ -438,7 +438,7 @@ class FaceDetector:
             side = max(needed() / FULL_RANGE.min_face, FULL_RANGE.input_size)
             if side * TILE_MIN_ZOOM <= longest:
                 self._tiles(image, side, covered * TILE_OVERLAP_MARGIN, threshold, found)
-            elif longest >= TILE_MIN_ZOOM * FULL_RANGE.input_size and found.new(
+            elif longest >= TILE_MIN_ZOOM * FULL_RANGE.input_size and found.any_new(
                 half_seen, needed()
             ):
                 found.add(*whole(self._full, 1.0))
@@ -496,7 +496,7 @@ class _Found:
         limits = np.array([self.width, self.height, self.width, self.height], np.float32)
         return np.clip(detections[:, :4], 0, limits)
 
-    def new(self, boxes: FloatArray, min_width: float) -> bool:
+    def any_new(self, boxes: FloatArray, min_width: float) -> bool:
         """Whether any of `boxes` (N x 4) is at least `min_width` wide and not one of the faces
         found so far."""
         boxes = self._clipped_boxes(boxes)
