@@ -261,6 +261,15 @@ class BlazeFace:
         boxes, _ = weighted_nms(decoded[sound], scores[hits][sound])
         return window.to_image(boxes[:, :4])
 
+    def glimpsed(self, window: Window, low: float) -> FloatArray:
+        """Boxes (N x 4, image pixels) of every anchor the last `run`, on `window`, scored `low`
+        or more, unmerged: a faint face's anchors are not averaged into a wider neighbour's."""
+        scores = sigmoid(self.interpreter.get_tensor(self.scores_index)[0, :, 0])
+        hits = np.flatnonzero(scores >= low)
+        raw = self.interpreter.get_tensor(self.regressors_index)[0, hits]
+        decoded = decode_boxes(raw, self.anchors[hits], self.spec.input_size)
+        return window.to_image(decoded[:, :4])
+
 
 def tile_windows(width: int, height: int, side: int, overlap: float) -> list[Window]:
     """Square windows of `side` covering the image, neighbours overlapping by at least `overlap`.
@@ -328,6 +337,22 @@ CONFIRM_SCORE = 0.3
 # and 0.79 unpadded; a single half-length portrait has nothing to look at again.
 HALF_SEEN = 0.3
 CONFIRM_WINDOW = 2.0
+# A headshot's face found by the short-range pass leaves the faces from half its width up to that
+# pass's floor (19% of the longer side) to the full-range pass. The short-range model already
+# glimpses such faces: it scores some anchor on them FAINT or more (a second face 10 to 16% wide
+# beside a 20 to 30% one: 330 of 400 found with the gate, 331 without). Away from the face, an
+# anchor no wider than GLIMPSE_WIDTH times the floor scores that high in one of 12 frames on a
+# studio backdrop, a quarter of bench/faces.py's gradients, and most busy backgrounds (an office,
+# bench/pipeline.py's out-of-focus blotches), where nothing is saved. So the full-range pass runs
+# only when the short pass glimpsed something apart from its faces, or when a face it found
+# scored under CONFIDENT: the full-range pass's blend corrects such a hard face's keypoints, and
+# without it two more of 138 validation blinks pasted at 22% went to review. Where the faces
+# that matter may be under GLIMPSE_FLOOR of the longer side the full-range pass always looks: the
+# glimpses were measured down to 8% (second faces 8 to 13% beside a 17 to 21% one: 245 of 400
+# found with the gate, 246 without; the full-range pass itself misses half of those under 10%).
+FAINT = 0.05
+GLIMPSE_WIDTH = 1.5
+GLIMPSE_FLOOR = 0.09
 
 
 class FaceDetector:
@@ -346,7 +371,9 @@ class FaceDetector:
        of the longer side up to the whole frame. A headshot whose face is 38% of the frame or
        more stops here, since half of it is still above the floor.
     2. full range on the whole image padded to 4/3 (EDGE_PAD), at 192 (5 to 6 ms): finds faces
-       from 10% of the longer side, and faces cut by the frame.
+       from 10% of the longer side, and faces cut by the frame. After a headshot's confident face
+       (20 to 38%) it runs only if the short pass glimpsed something else (FAINT): three of four
+       headshots skip it.
     3. short range on the image padded to 1.5 times (TIGHT_PAD), only if nothing was found yet:
        a face that fills the frame or is cut by it on every side.
     4. full range on overlapping tiles small enough that the narrowest face that matters is 7.3%
@@ -422,6 +449,13 @@ class FaceDetector:
         short_window = Window.around(width, height)
         found.add(*self._confirmed(image, *whole(self._short, 1.0)))
         covered = SHORT_RANGE.min_face * short_window.side
+        if GLIMPSE_FLOOR * longest <= needed() < covered and found.least_score() >= CONFIDENT:
+            glimpses = self._short.glimpsed(
+                Window.around(overview.width, overview.height), FAINT
+            ) / np.float32(scale)
+            glimpses = glimpses[glimpses[:, 2] - glimpses[:, 0] <= GLIMPSE_WIDTH * covered]
+            if not found.any_apart(glimpses):
+                covered = needed()  # nothing else there: the faces found are all that matter
         half_seen = np.zeros((0, 4), np.float32)
         if needed() < covered:
             found.add(*whole(self._full, EDGE_PAD))
@@ -505,6 +539,27 @@ class _Found:
             return bool(len(wide))
         known = self._clipped_boxes(np.concatenate(self._detections))
         return any(not (iou(box, known) > NMS_IOU).any() for box in wide)
+
+    def any_apart(self, boxes: FloatArray) -> bool:
+        """Whether any of `boxes` (N x 4) is centred outside every face found so far."""
+        if not len(boxes):
+            return False
+        known = self._clipped_boxes(np.concatenate(self._detections))
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2
+        inside = (
+            (cx[:, None] >= known[None, :, 0])
+            & (cx[:, None] <= known[None, :, 2])
+            & (cy[:, None] >= known[None, :, 1])
+            & (cy[:, None] <= known[None, :, 3])
+        )
+        return bool((~inside.any(axis=1)).any())
+
+    def least_score(self) -> float:
+        """The lowest score among the faces so far, 0 when there is none."""
+        if not self.count:
+            return 0.0
+        return float(np.concatenate(self._scores).min())
 
     def widest(self) -> float:
         """Width of the widest face so far, 0 when there is none."""

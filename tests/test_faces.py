@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+import eyespyd.faces as faces_module
 from eyespyd.faces import (
     FULL_RANGE,
     SHORT_RANGE,
@@ -378,6 +379,70 @@ def test_a_single_face_the_padded_pass_sees_is_not_looked_for_again(
     assert 0.1 * 1280 < face.width < 0.2 * 1280
     assert 1.33 in full_range_windows  # the padded pass ran
     assert 1.0 not in full_range_windows  # the unpadded one did not
+
+
+def full_range_windows(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sides (as a share of the image's width) of the windows the full-range model reads."""
+    seen: list[float] = []
+    run = BlazeFace.run
+
+    def spy(self: BlazeFace, image: Image.Image, window: Window, threshold: float) -> object:
+        if self.spec == FULL_RANGE:
+            seen.append(round(window.side / image.width, 2))
+        return run(self, image, window, threshold)
+
+    monkeypatch.setattr(BlazeFace, "run", spy)
+    return seen
+
+
+def test_a_lone_confident_headshot_face_spares_the_full_range_pass(
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The subject on a plain backdrop: the short-range pass glimpses no second face (FAINT), so
+    # the full-range model, which looks for faces down to half the subject's width, never runs.
+    noise = np.random.default_rng(0).normal(135, 6, (853, 1280, 3))
+    frame = np.clip(noise, 0, 255).astype(np.uint8)
+    paste(frame, "open_06.jpg", 0.28 * 1280, 300, 150)
+    windows = full_range_windows(monkeypatch)
+
+    (face,) = detector.detect(frame)
+
+    assert 0.25 * 1280 < face.width < 0.32 * 1280
+    assert windows == []
+
+
+def test_a_second_face_the_short_pass_only_glimpses_is_found_by_the_full_pass(
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A subject at 28% and a second person at 14%, under the short-range model's floor: it
+    # scores them only faintly, which is enough for the full-range pass to run and find them
+    # (as it does from 13 to 14.5%, and a deaf gate misses them at every size of those).
+    frame = background(1280, 853, seed=3)
+    paste(frame, "open_06.jpg", 0.28 * 1280, 100, 150)
+    paste(frame, "open_04.jpg", 0.14 * 1280, 800, 300)
+
+    faces = detector.detect(frame, min_relative_size=0.4)
+    monkeypatch.setattr(faces_module, "FAINT", 0.99)  # deaf to faint glimpses
+    unlooked = detector.detect(frame, min_relative_size=0.4)
+
+    assert len(faces) == 2
+    assert 800 < centre(faces[1])[0] < 800 + 0.14 * 1280 / FACE_OF_PICTURE
+    assert len(unlooked) == 1
+
+
+def test_a_face_scored_under_confident_still_gets_the_full_range_pass(
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unsure face is a hard one (tilted, shaded) whose keypoints the full-range pass's blend
+    # corrects, whatever the short pass glimpsed: the lone face above, taken for an unsure one.
+    noise = np.random.default_rng(0).normal(135, 6, (853, 1280, 3))
+    frame = np.clip(noise, 0, 255).astype(np.uint8)
+    paste(frame, "open_06.jpg", 0.28 * 1280, 300, 150)
+    monkeypatch.setattr(faces_module, "CONFIDENT", 1.01)
+    windows = full_range_windows(monkeypatch)
+
+    assert len(detector.detect(frame)) == 1
+    assert 1.33 in windows
 
 
 def test_boxes_are_clipped_to_the_image(detector: FaceDetector) -> None:
