@@ -195,8 +195,8 @@ def normalise(patch: FloatArray) -> ByteArray:
 
 
 def normalise_many(patches: FloatArray) -> ByteArray:
-    """normalise() of each of N x S x S patches, in one vectorised pass (one percentile call for
-    all five views of an eye costs a fifth of five calls; the arithmetic is the same)."""
+    """normalise() of each of N x S x S patches, in one vectorised pass (the arithmetic is the
+    same as one at a time)."""
     lo, hi = _percentiles(patches.reshape(len(patches), -1), (2.0, 98.0))
     narrow = hi - lo < MIN_RANGE
     mid = (hi + lo) / 2
@@ -209,7 +209,7 @@ def normalise_many(patches: FloatArray) -> ByteArray:
 
 def _percentiles(rows: FloatArray, qs: tuple[float, ...]) -> npt.NDArray[np.float64]:
     """np.percentile(rows, qs, axis=1) with its default linear method, from one partition of
-    each row instead of one per percentile: half the time (0.2 of the 2 ms a face's eyes take),
+    each row instead of one per percentile: half the time of np.percentile,
     and numpy's arithmetic step for step, so the same numbers (tests/test_eyes.py)."""
     last = rows.shape[1] - 1
     positions = [q / 100 * last for q in qs]
@@ -245,38 +245,18 @@ def crop_eyes(pixels: npt.NDArray[np.uint8], face: Face, size: int) -> tuple[Eye
     return right_crop, left_crop
 
 
-def eye_views(gray: ByteArray, geometry: EyeGeometry, size: int) -> ByteArray:
-    """VIEWS x size x size patches of one eye: centred, and shifted by a twelfth of the crop's
-    side left, right, up and down (in the eye's own frame).
-
-    BlazeFace's eye centres are off by a few percent of the eye distance, and a closed lid read
-    slightly off-centre can look like an open one; averaging the model over the shifts evens that
-    out (validation recall 0.964 -> 0.971 at the same false-blink count: bench/accuracy.py). One
-    resample of a slightly larger square, then slices: the shifts cost almost nothing.
-    """
-    margin = max(1, round(size / 12))
-    big = size + 2 * margin
-    wider = EyeGeometry(
-        geometry.centre, geometry.angle, geometry.side * big / size, geometry.mirrored
-    )
-    sampled = sample_square(gray, wider, big)
-    corners = (
-        (margin, margin),
-        (margin, 0),
-        (margin, 2 * margin),
-        (0, margin),
-        (2 * margin, margin),
-    )
-    return normalise_many(np.stack([sampled[r : r + size, c : c + size] for r, c in corners]))
+def face_patches(pixels: npt.NDArray[np.uint8], face: Face, size: int) -> ByteArray:
+    """2 x size x size: the subject's right and left eye of `face` as the model reads them (the
+    patches of `crop_eyes`, without the crops' geometry)."""
+    return np.stack([crop.patch for crop in crop_eyes(pixels, face, size)])
 
 
-VIEWS = 5  # patches per eye from eye_views
-# Most eyes in a session are plainly open, and reading the four shifted views of such an eye costs
-# three quarters of the eye model's time (0.75 of 0.95 ms a face). When the centred views of both
-# eyes give p(closed) and p(hidden) under this, they stand alone. Measured on the validation faces,
-# natively and pasted into frames at 22% and 30%: 1,938 of 2,579 faces skipped the shifted views,
-# and had all five been read, none of them would have had an eye over 0.14 p(closed) (the verdict
-# starts to doubt at 0.40), nor, at 30%, over 0.09 p(hidden). Verdicts do not change.
+# Most eyes in a session are plainly open, and the face mesh and a second reading (about 5 ms a
+# face) add nothing to them. When both eyes read p(closed) and p(hidden) under this, the reading
+# stands alone. Measured on the validation faces, natively and pasted into frames at 22% and 30%:
+# 1,938 of 2,579 faces stood alone, and none of them would have had an eye over 0.14 p(closed)
+# (the verdict starts to doubt at 0.40) nor, at 30%, over 0.09 p(hidden) had the eyes been read
+# more closely. Verdicts do not change.
 SURE_OPEN = 0.1
 
 
@@ -436,23 +416,17 @@ class EyeClassifier:
 
     def classify(self, pixels: npt.NDArray[np.uint8], face: Face) -> FaceEyes:
         """The state of both eyes of `face` in `pixels` (H x W x 3 RGB or H x W gray)."""
-        geometries = eye_geometry(face)
-        gray, (x0, y0) = _gray_around(pixels, geometries)
-        views = np.stack([eye_views(gray, _moved(g, -x0, -y0), self.size) for g in geometries])
-        return self.read(views, geometries)
+        return self.read(face_patches(pixels, face, self.size), eye_geometry(face))
 
-    def read(self, views: ByteArray, geometries: tuple[EyeGeometry, EyeGeometry]) -> FaceEyes:
-        """Both eyes' states from their eye_views (2 x VIEWS x S x S): the mean over each eye's
-        views, or the centred views alone when they show both eyes plainly open (SURE_OPEN).
+    def read(self, patches: ByteArray, geometries: tuple[EyeGeometry, EyeGeometry]) -> FaceEyes:
+        """Both eyes' states from their patches (2 x S x S, `face_patches`), in one invoke.
 
-        Two patches at a time: the batch never changes size, so the interpreter never
-        reallocates."""
-        centre = self.probabilities(views[:, 0])
-        if (centre[:, 1:] < SURE_OPEN).all():
-            probs = centre
-        else:
-            shifted = [self.probabilities(views[:, k]) for k in range(1, VIEWS)]
-            probs = np.mean(np.stack([centre, *shifted]), axis=0)
+        Each eye is read once, centred on its keypoint. Reading four more shifted views and
+        averaging helped while BlazeFace's keypoints were the only ones (validation recall 0.964
+        to 0.971); since eyes that are not plainly open are read again where the face mesh puts
+        them, the shifts changed no verdict's recall, natively or pasted at 22 and 30%, and cost
+        eight more patches a face (2026-12-06, bench/accuracy.py; models/EYE_MODEL.md)."""
+        probs = self.probabilities(patches)
         states = []
         for geometry, p in zip(geometries, probs, strict=True):
             hidden = float(p[2]) if self._classes > 2 else 0.0

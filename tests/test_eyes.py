@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,8 +12,6 @@ from PIL import Image, ImageDraw
 
 from eyespyd.eyes import (
     SIDE_PER_EYE_DISTANCE,
-    SURE_OPEN,
-    VIEWS,
     EyeClassifier,
     EyeState,
     FaceEyes,
@@ -22,7 +19,6 @@ from eyespyd.eyes import (
     crop_eyes,
     eye_crop_size_px,
     eye_geometry,
-    eye_views,
     mean_reading,
     missed_eyes,
     normalise,
@@ -230,38 +226,30 @@ def test_committed_model_tells_closed_from_open_eyes(classifier: EyeClassifier, 
             assert state.hidden > 0.5, (name, state)
 
 
-def fixture_views(name: str) -> tuple[np.ndarray, tuple[Any, Any]]:
+@pytest.mark.parametrize("name", ["open_01.jpg", "closed_02.jpg", "sunglasses_01.jpg"])
+def test_both_eyes_are_read_once_centred_in_one_invoke(
+    classifier: EyeClassifier, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from eyespyd.faces import FaceDetector
 
     with Image.open(FIXTURES / name) as image:
         pixels = np.asarray(image.convert("RGB"))
-    geometries = eye_geometry(FaceDetector().detect(pixels)[0])
-    gray = np.asarray(Image.fromarray(pixels).convert("L"))
-    views = np.stack([eye_views(gray, g, 48) for g in geometries])
-    return views, geometries
-
-
-@pytest.mark.parametrize("name", ["open_01.jpg", "closed_02.jpg", "sunglasses_01.jpg"])
-def test_shifted_views_are_read_unless_both_centred_views_are_plainly_open(
-    classifier: EyeClassifier, name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    views, geometries = fixture_views(name)
-    each = classifier.probabilities(views.reshape(2 * VIEWS, 48, 48)).reshape(2, VIEWS, -1)
-    plainly_open = bool((each[:, 0, 1:] < SURE_OPEN).all())
-    assert plainly_open == name.startswith("open")  # the fixtures cover both branches
+    face = FaceDetector().detect(pixels)[0]
+    crops = crop_eyes(pixels, face, 48)
+    expected = classifier.probabilities(np.stack([c.patch for c in crops]))
     batches: list[int] = []
     probabilities = classifier.probabilities
     monkeypatch.setattr(
         classifier, "probabilities", lambda p: batches.append(len(p)) or probabilities(p)
     )
 
-    eyes = classifier.read(views, geometries)
+    eyes = classifier.classify(pixels, face)
 
-    expected = each[:, 0] if plainly_open else each.mean(axis=1)
-    assert batches == ([2] if plainly_open else [2] * VIEWS)
-    for state, p in zip((eyes.right, eyes.left), expected, strict=True):
+    assert batches == [2]
+    for state, crop, p in zip((eyes.right, eyes.left), crops, expected, strict=True):
         assert state.closed == pytest.approx(float(p[1]), abs=1e-6)
         assert state.hidden == pytest.approx(float(p[2]), abs=1e-6)
+        assert state.crop_box == crop.geometry.corners()
 
 
 def test_an_eye_is_missed_when_the_mesh_puts_it_past_half_the_crops_side() -> None:

@@ -46,16 +46,7 @@ from eyespyd import config, paths
 from eyespyd.config import Settings
 from eyespyd.decode import RAW_SUFFIXES, decode, is_photo_name
 from eyespyd.errors import DecodeError, EyespydError
-from eyespyd.eyes import (
-    VIEWS,
-    EyeClassifier,
-    FaceEyes,
-    _gray_around,
-    _moved,
-    eye_geometry,
-    eye_views,
-    to_gray,
-)
+from eyespyd.eyes import EyeClassifier, FaceEyes, eye_geometry, face_patches, to_gray
 from eyespyd.models import EYE_STATE, ModelInfo
 from eyespyd.pipeline import Pipeline, Placement, closer_look
 from eyespyd.train import data
@@ -185,7 +176,7 @@ class ArchivePhoto:
     shipped: tuple[FaceEyes, ...]  # the shipped model's reading of each
     picks: tuple[EyePick, ...]  # the eyes that are labelled examples
     # Held-back photos only, to read with the new model later as the pipeline would: each face
-    # as detected with F x 2 x VIEWS x S x S patches at its eye keypoints, and with its eyes
+    # as detected with F x 2 x S x S patches at its eye keypoints, and with its eyes
     # placed by the face mesh (None: the mesh sees no face) with the patches there.
     detected: tuple[Face, ...] = ()
     views: ByteArray | None = field(default=None, repr=False)
@@ -291,7 +282,7 @@ def read_archive(
         if back:
             image = Image.fromarray(photo.pixels)
             placed = tuple(pipeline.place_eyes(image, face) for face in detected)
-            blank = np.zeros((2, VIEWS, size, size), np.uint8)
+            blank = np.zeros((2, size, size), np.uint8)
             views = np.stack([face_views(photo.pixels, face, size) for face in detected])
             placed_views = np.stack(
                 [blank if p is None else face_views(photo.pixels, p.face, size) for p in placed]
@@ -308,11 +299,9 @@ def read_archive(
 
 
 def face_views(pixels: ByteArray, face: Face, size: int) -> ByteArray:
-    """2 x VIEWS x size x size: exactly the patches `EyeClassifier.classify` feeds the model
-    for this face (the same private helpers, so the held-back numbers are the run time's)."""
-    geometries = eye_geometry(face)
-    gray, (x0, y0) = _gray_around(pixels, geometries)
-    return np.stack([eye_views(gray, _moved(g, -x0, -y0), size) for g in geometries])
+    """2 x size x size: exactly the patches `EyeClassifier.classify` feeds the model for this
+    face (the same function, so the held-back numbers are the run time's)."""
+    return face_patches(pixels, face, size)
 
 
 def _eye_set(
