@@ -142,7 +142,9 @@ def time_detector(
 
     Timed with the defaults, as the daemon calls it; counted with min_relative_size=counted_from
     (0 for the group, since the default rightly drops a 4% face next to a 6% one with a wider
-    box; the small group's faces are all above the default's 0.5).
+    box; the small group's faces are all above the default's 0.5; 0.45 for the couple, whose
+    second face, pasted at 50% of the first or more, can come out a little under half its box,
+    and whose count must still go through the glimpse gate, which 0 would bypass).
     """
     rng = np.random.default_rng(7)
     pictures = face_pictures()
@@ -220,7 +222,7 @@ def main() -> None:
         ("headshot, face 35-45% of width", headshot, 0.0, 30),
         ("group, 6-10 faces at 4-6%", group, 0.0, 30),
         ("small group, 2-4 faces at 6.5-19%", small_group, 0.5, 200),
-        ("couple, 20-38% and 50-95% of that", couple, 0.0, 200),
+        ("couple, 20-38% and 50-95% of that", couple, 0.45, 200),
     ):
         ms, found = time_detector(detector, make, counted_from, frames)
         print(f"{name}: median {ms:.1f} ms per detect(), {found:.0%} of pasted faces found")
