@@ -128,8 +128,8 @@ class Pipeline:
 
         BlazeFace's eye keypoints drift off laughing, tilted and downcast eyes, and the crop then
         holds a cheek or a brow (bench/accuracy.py --paste: most missed blinks). The mesh and the
-        second reading cost about 5 ms a face, so plainly open faces, most of a session, never
-        pay for them.
+        second reading cost about 3 ms a face on a fast 2-core machine and 9 ms on a slow one
+        (bench/pipeline.py), so plainly open faces, most of a session, never pay for them.
         """
         if all(plainly_open(reading) for reading in readings):
             return faces, readings
