@@ -251,24 +251,27 @@ class BlazeFace:
 
     def unsure(self, window: Window, low: float, high: float) -> FloatArray:
         """Boxes (N x 4, image pixels) the last `run`, on `window`, scored from `low` up to
-        `high`: what it half saw. Read from the interpreter's outputs, which stay until the next
-        invoke."""
-        scores = sigmoid(self.interpreter.get_tensor(self.scores_index)[0, :, 0])
-        hits = np.flatnonzero((scores >= low) & (scores < high))
-        raw = self.interpreter.get_tensor(self.regressors_index)[0, hits]
-        decoded = decode_boxes(raw, self.anchors[hits], self.spec.input_size)
-        sound = (decoded[:, 2] > decoded[:, 0]) & (decoded[:, 3] > decoded[:, 1])
-        boxes, _ = weighted_nms(decoded[sound], scores[hits][sound])
-        return window.to_image(boxes[:, :4])
+        `high`: what it half saw, merged by weighted NMS. Read from the interpreter's outputs,
+        which stay until the next invoke."""
+        boxes, scores = self._last_boxes(low, high)
+        merged, _ = weighted_nms(boxes, scores)
+        return window.to_image(merged)
 
     def glimpsed(self, window: Window, low: float) -> FloatArray:
         """Boxes (N x 4, image pixels) of every anchor the last `run`, on `window`, scored `low`
         or more, unmerged: a faint face's anchors are not averaged into a wider neighbour's."""
+        boxes, _ = self._last_boxes(low, math.inf)
+        return window.to_image(boxes)
+
+    def _last_boxes(self, low: float, high: float) -> tuple[FloatArray, FloatArray]:
+        """The last invoke's sound boxes (N x 4, in [0, 1] of its input) scoring from `low` up
+        to `high`, with their scores."""
         scores = sigmoid(self.interpreter.get_tensor(self.scores_index)[0, :, 0])
-        hits = np.flatnonzero(scores >= low)
+        hits = np.flatnonzero((scores >= low) & (scores < high))
         raw = self.interpreter.get_tensor(self.regressors_index)[0, hits]
-        decoded = decode_boxes(raw, self.anchors[hits], self.spec.input_size)
-        return window.to_image(decoded[:, :4])
+        boxes = decode_boxes(raw, self.anchors[hits], self.spec.input_size)[:, :4]
+        sound = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return boxes[sound], scores[hits][sound]
 
 
 def tile_windows(width: int, height: int, side: int, overlap: float) -> list[Window]:
