@@ -283,9 +283,9 @@ def read_archive(
             image = Image.fromarray(photo.pixels)
             placed = tuple(pipeline.place_eyes(image, face) for face in detected)
             blank = np.zeros((2, size, size), np.uint8)
-            views = np.stack([face_views(photo.pixels, face, size) for face in detected])
+            views = np.stack([face_patches(photo.pixels, face, size) for face in detected])
             placed_views = np.stack(
-                [blank if p is None else face_views(photo.pixels, p.face, size) for p in placed]
+                [blank if p is None else face_patches(photo.pixels, p.face, size) for p in placed]
             )
             photos.append(
                 ArchivePhoto(
@@ -296,12 +296,6 @@ def read_archive(
             photos.append(ArchivePhoto(item, back, faces, readings, picks))
     log.info("read %d photos in %.0f s", len(files), time.monotonic() - start)
     return Archive(tuple(photos), _eye_set(rows, False), _eye_set(rows, True), counts)
-
-
-def face_views(pixels: ByteArray, face: Face, size: int) -> ByteArray:
-    """2 x size x size: exactly the patches `EyeClassifier.classify` feeds the model for this
-    face (the same function, so the held-back numbers are the run time's)."""
-    return face_patches(pixels, face, size)
 
 
 def _eye_set(
