@@ -330,6 +330,7 @@ def _photo(
         source=source,
         original_size=full_size,
         orientation=orientation if orientation in _UPRIGHT else 1,
+        image=image,
     )
 
 

@@ -411,6 +411,7 @@ class FaceDetector:
         self,
         pixels: np.ndarray,
         *,
+        image: Image.Image | None = None,
         threshold: float = 0.5,
         min_relative_size: float = 0.5,
         min_size: float = 0.03,
@@ -420,7 +421,8 @@ class FaceDetector:
         Only faces scoring at least `threshold`, at least `min_size` of the image's longer side
         wide and at least `min_relative_size` times as wide as the widest are returned (0 and 0
         return all found). Boxes are clipped to the image; keypoints are not, so an eye of a face
-        cut by the frame can lie outside it.
+        cut by the frame can lie outside it. `image`, when given, is the same pixels as a Pillow
+        RGB image (decode's own, `Photo.image`), which saves converting them.
         """
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError(
@@ -428,7 +430,8 @@ class FaceDetector:
             )
         if not pixels.size:
             return ()
-        image = Image.fromarray(np.ascontiguousarray(pixels))
+        if image is None or image.mode != "RGB" or image.size != (pixels.shape[1], pixels.shape[0]):
+            image = Image.fromarray(np.ascontiguousarray(pixels))
         width, height = image.size
         longest = max(width, height)
         found = _Found(width, height)

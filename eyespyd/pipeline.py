@@ -106,7 +106,7 @@ class Pipeline:
         """The detector's faces and their eyes read at its keypoints, from a larger decode when
         the eyes are too small in this one (the photo returned is the one read)."""
         faces = self.detector.detect(
-            photo.pixels, min_relative_size=self.verdict_settings.min_face_size
+            photo.pixels, image=photo.image, min_relative_size=self.verdict_settings.min_face_size
         )
         readings = tuple(self.eyes.classify(photo.pixels, face) for face in faces)
         smallest = min((_eye_px(r) for r in readings), default=MIN_EYE_PX)
@@ -133,7 +133,7 @@ class Pipeline:
         """
         if all(plainly_open(reading) for reading in readings):
             return faces, readings
-        image = Image.fromarray(photo.pixels)
+        image = photo.pillow()
         out = []
         for face, reading in zip(faces, readings, strict=True):
             placed = None if plainly_open(reading) else self.place_eyes(image, face)

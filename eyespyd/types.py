@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of Photo.pixels
@@ -29,6 +33,17 @@ class Photo:
     source: str  # where the pixels came from: "main image 1/4", "MPF preview", "PRVW box", ...
     original_size: tuple[int, int]  # (width, height) of the full image, upright
     orientation: int  # EXIF orientation 1..8 that was applied
+    # The same pixels as the Pillow image decode made them from, when it did: the face passes
+    # resample it, and converting `pixels` back costs a copy of the whole image per stage.
+    image: Image.Image | None = field(default=None, repr=False, compare=False)
+
+    def pillow(self) -> Image.Image:
+        """`pixels` as a Pillow RGB image (decode's own, or a copy)."""
+        if self.image is not None:
+            return self.image
+        from PIL import Image
+
+        return Image.fromarray(np.ascontiguousarray(self.pixels))
 
     @property
     def size(self) -> tuple[int, int]:

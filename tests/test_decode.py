@@ -35,6 +35,9 @@ def test_jpeg_is_upright_for_every_exif_orientation(tmp_path: Path, orientation:
     assert photo.size == (600, 400)
     assert has_marker_top_left(photo.pixels)
     assert photo.pixels.dtype == np.uint8 and photo.pixels.shape[2] == 3
+    # The face passes read decode's own Pillow image: it must be the pixels, turned the same way.
+    assert photo.image is not None
+    assert np.array_equal(np.asarray(photo.pillow()), photo.pixels)
 
 
 def test_large_jpeg_is_drafted_to_the_largest_reduction_that_reaches_the_target(
@@ -81,6 +84,7 @@ def test_pillow_formats_are_upright_rgb(tmp_path: Path, suffix: str, fmt: str) -
     assert photo.orientation == 8
     assert photo.size == (300, 200)
     assert has_marker_top_left(photo.pixels)
+    assert np.array_equal(np.asarray(photo.pillow()), photo.pixels)
 
 
 def test_big_png_is_reduced_by_a_whole_factor(tmp_path: Path) -> None:

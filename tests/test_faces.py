@@ -239,6 +239,15 @@ def test_every_fixture_face_is_found_once(detector: FaceDetector, name: str) -> 
     assert faces[0].width > 0.5 * pixels.shape[1]
 
 
+def test_the_callers_pillow_image_finds_what_the_pixels_find(detector: FaceDetector) -> None:
+    pixels = load("open_03.jpg")
+    own = detector.detect(pixels)
+
+    assert detector.detect(pixels, image=Image.fromarray(pixels)) == own
+    # An image that is not these pixels (another size) is not used.
+    assert detector.detect(pixels, image=Image.new("RGB", (32, 32))) == own
+
+
 @pytest.mark.parametrize("name", [n for n in FACE_FIXTURES if n.startswith("open_")])
 def test_subjects_right_eye_is_keypoint_0_on_the_images_left(
     detector: FaceDetector, name: str

@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from eyespyd import config, paths
 from eyespyd.config import Settings
@@ -280,7 +279,7 @@ def read_archive(
                     rows.append((context, label, side_px, item.key, name, side, back))
                     counts[f"{split} {'closed' if label == CLOSED else 'open'} eyes"] += 1
         if back:
-            image = Image.fromarray(photo.pixels)
+            image = photo.pillow()
             placed = tuple(pipeline.place_eyes(image, face) for face in detected)
             blank = np.zeros((2, size, size), np.uint8)
             views = np.stack([face_patches(photo.pixels, face, size) for face in detected])
