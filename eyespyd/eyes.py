@@ -238,17 +238,17 @@ def crop_eyes(pixels: npt.NDArray[np.uint8], face: Face, size: int) -> tuple[Eye
     eyes at or beyond the image's edge: the missing part repeats the edge.
     """
     right, left = eye_geometry(face)
-    gray, (x0, y0) = _gray_around(pixels, (right, left))
-    right_crop, left_crop = (
-        EyeCrop(crop_eye(gray, _moved(g, -x0, -y0), size).patch, g) for g in (right, left)
-    )
-    return right_crop, left_crop
+    patches = face_patches(pixels, face, size)
+    return EyeCrop(patches[0], right), EyeCrop(patches[1], left)
 
 
 def face_patches(pixels: npt.NDArray[np.uint8], face: Face, size: int) -> ByteArray:
     """2 x size x size: the subject's right and left eye of `face` as the model reads them (the
     patches of `crop_eyes`, without the crops' geometry)."""
-    return np.stack([crop.patch for crop in crop_eyes(pixels, face, size)])
+    geometries = eye_geometry(face)
+    gray, (x0, y0) = _gray_around(pixels, geometries)
+    squares = [sample_square(gray, _moved(g, -x0, -y0), size) for g in geometries]
+    return normalise_many(np.stack(squares))
 
 
 # Most eyes in a session are plainly open, and the face mesh and a second reading (3 to 9 ms a

@@ -16,9 +16,11 @@ from eyespyd.eyes import (
     EyeState,
     FaceEyes,
     _percentiles,
+    crop_eye,
     crop_eyes,
     eye_crop_size_px,
     eye_geometry,
+    face_patches,
     mean_reading,
     missed_eyes,
     normalise,
@@ -166,6 +168,18 @@ def test_percentiles_are_numpys_to_the_last_bit(side: int) -> None:
         np.testing.assert_array_equal(
             _percentiles(rows, (0.0, 50.0, 100.0)), np.percentile(rows, (0.0, 50.0, 100.0), axis=1)
         )
+
+
+def test_both_eyes_normalised_together_are_each_eye_normalised_alone() -> None:
+    # face_patches stretches both eyes in one pass; each must be what crop_eye gives on its own,
+    # the crop the model was trained on.
+    rng = np.random.default_rng(3)
+    gray = rng.integers(0, 256, (120, 160), np.uint8)
+    gray[:, 80:] //= 4  # the left eye darker, so the two stretches differ
+    face = face_at((55.0, 60.0), (105.0, 58.0))
+    together = face_patches(gray, face, 48)
+    for patch, geometry in zip(together, eye_geometry(face), strict=True):
+        np.testing.assert_array_equal(patch, crop_eye(gray, geometry, 48).patch)
 
 
 def committed_model() -> ModelInfo:
