@@ -8,6 +8,9 @@ faces + eyes + verdict on the decoded photo, which is what the issue's 10 ms bud
 the eyes are too small in the decoded image the pipeline decodes the file again, larger; that
 second decode is counted in faces + eyes, since it is work the faces stage causes.
 
+First it times each model's invoke alone (the eye model on a pair of eyes, as the pipeline sends
+them): the floor under faces + eyes on this machine, whatever the code around the models does.
+
 Scenes: a headshot with one fixture face at 22, 30, 35 and 42% of the longer side (a 2:3 portrait
 and a 3:2 landscape of each), a half-length portrait with the face at 15%, the headshot with closed
 eyes at 22 and 30% (the face mesh runs), the open and the closed headshot at 22 and 30% on a
@@ -29,6 +32,14 @@ from PIL import Image
 
 from eyespyd.config import DecodeSettings, load
 from eyespyd.decode import decode
+from eyespyd.models import (
+    EYE_STATE,
+    FACE_FULL_RANGE,
+    FACE_LANDMARK,
+    FACE_SHORT_RANGE,
+    ModelInfo,
+    load_interpreter,
+)
 from eyespyd.pipeline import Pipeline
 from eyespyd.verdict import decide
 
@@ -99,6 +110,17 @@ def median_ms(run: Callable[[], object], runs: int) -> float:
     return statistics.median(times[3:])
 
 
+def invoke_ms(model: ModelInfo, batch: int, runs: int) -> float:
+    """Median ms of one invoke of `model`, one thread, on a zero input of `batch`."""
+    interpreter = load_interpreter(model, num_threads=1)
+    detail = interpreter.get_input_details()[0]
+    shape = [batch, *(int(n) for n in detail["shape"][1:])]
+    interpreter.resize_tensor_input(int(detail["index"]), shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(int(detail["index"]), np.zeros(shape, detail["dtype"]))
+    return median_ms(interpreter.invoke, runs)
+
+
 def measure(pipeline: Pipeline, settings: DecodeSettings, path: Path, runs: int) -> str:
     """One scene's line: decode, then faces + eyes + verdict on what decode gave."""
     photo = decode(path, settings)
@@ -127,6 +149,16 @@ def main() -> None:
         settings = replace(settings, decode=replace(settings.decode, long_side=args.long_side))
     pipeline = Pipeline(settings.decode, settings.verdict, model=settings.model)
     print(f"decode long_side {settings.decode.long_side}; medians of {args.runs} runs, one thread")
+    floor = [
+        ("short range", FACE_SHORT_RANGE, 1),
+        ("full range", FACE_FULL_RANGE, 1),
+        ("face mesh", FACE_LANDMARK, 1),
+        ("eye pair", EYE_STATE, 2),
+    ]
+    print(
+        "models alone, ms an invoke: "
+        + ", ".join(f"{name} {invoke_ms(m, n, args.runs):.1f}" for name, m, n in floor)
+    )
     with tempfile.TemporaryDirectory(prefix="eyespyd-bench-") as folder:
         for n, (label, image) in enumerate(scenes()):
             path = Path(folder) / f"scene_{n}.jpg"
