@@ -121,6 +121,7 @@ class _Eye:
 class _Reading:
     right: _Eye
     left: _Eye
+    is_face: bool  # False: the face mesh saw no face in the detection (record.faces_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ def _faces(frame: Frame) -> tuple[list[Face], list[_Reading]]:
             _Reading(
                 right=_Eye(float(eyes["right"]), float(eyes.get("right_hidden", 0.0))),
                 left=_Eye(float(eyes["left"]), float(eyes.get("left_hidden", 0.0))),
+                is_face=bool(f.get("is_face", True)),
             )
         )
     return faces, readings

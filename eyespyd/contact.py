@@ -82,15 +82,16 @@ def draw_faces(
     upright image's pixels, "eyes" with "right", "left", "right_hidden", "left_hidden". `scale`
     maps those coordinates onto `image` (image = full * scale). Without keypoints (older ledger
     rows) the eyes cannot be placed: the box takes the colour of the more closed visible eye and
-    the probabilities are written beside the number. Malformed entries are skipped.
+    the probabilities are written beside the number. Malformed entries, and detections the face
+    mesh saw no face in ("is_face": false), are skipped; the others keep their numbers.
     """
     canvas = ImageDraw.Draw(image)
     unit = max(2, round(max(image.size) / 400))
     font = _font(6 * unit)
     for number, raw in enumerate(faces, start=1):
         mark = _FaceMark.parse(raw)
-        if mark is None:
-            continue
+        if mark is None or raw.get("is_face") is False:
+            continue  # malformed, or a detection the face mesh saw no face in (a glass)
         x0, y0, x1, y1 = (v * scale for v in mark.box)
         squares = mark.eye_squares(scale)
         box_colour = (255, 255, 255) if squares else _eye_colour(mark.worst_visible)

@@ -37,6 +37,12 @@ def draw(pipeline: Pipeline, path: Path) -> Image.Image:
     font = _font(8 * unit)
     for number, (face, eyes) in enumerate(zip(faces, readings, strict=True), start=1):
         box = tuple(v * k for v in face.box)
+        if not eyes.is_face:
+            # The detector's guess that the face mesh rejected: shown, greyed, with no eye crops.
+            canvas.rectangle(box, outline=(150, 150, 150), width=max(1, unit // 2))
+            label = f"face {number}: not a face"
+            canvas.text((box[0], box[1] - 9 * unit), label, fill=(150, 150, 150), font=font)
+            continue
         canvas.rectangle(box, outline=(255, 255, 255), width=unit)
         canvas.text((box[0], box[1] - 9 * unit), f"face {number}", fill=(255, 255, 255), font=font)
         for eye in (eyes.right, eyes.left):

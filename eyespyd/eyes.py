@@ -15,7 +15,7 @@ both eyes reach the model with the nose on the same side.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,6 +93,9 @@ class EyeState:
 class FaceEyes:
     right: EyeState  # the subject's right eye, on the image's left
     left: EyeState
+    # False when the face mesh, asked to place the eyes, saw no face there: the detection was a
+    # glass, a lamp or a pattern, which `verdict.decide` leaves out beside real faces.
+    is_face: bool = True
 
 
 def eye_geometry(face: Face) -> tuple[EyeGeometry, EyeGeometry]:
@@ -277,12 +280,14 @@ def hide(reading: FaceEyes, which: tuple[bool, bool]) -> FaceEyes:
     return FaceEyes(
         right=hidden(reading.right) if right else reading.right,
         left=hidden(reading.left) if left else reading.left,
+        is_face=reading.is_face,
     )
 
 
-def unseen(reading: FaceEyes) -> FaceEyes:
-    """The reading with neither eye visible."""
-    return hide(reading, (True, True))
+def not_a_face(reading: FaceEyes) -> FaceEyes:
+    """The reading of a detection the face mesh does not see as a face: neither eye visible, and
+    marked as no face (`FaceEyes.is_face`)."""
+    return replace(hide(reading, (True, True)), is_face=False)
 
 
 # An eye whose crop centre lies further than this share of the crop's side from where the face

@@ -848,6 +848,9 @@ def faces_json(result: Classified) -> list[dict[str, Any]]:
                 "left_hidden": round(float(f.eyes.left.hidden), 4),
                 "right_hidden": round(float(f.eyes.right.hidden), 4),
             },
+            # False: the face mesh saw no face there (a glass, a lamp); beside real faces the
+            # verdict leaves it out.
+            "is_face": bool(f.eyes.is_face),
         }
         for f in result.faces
     ]

@@ -2,7 +2,8 @@
 
 A pure function: no I/O, no model. The rules a photographer expects:
 - the worst prominent face decides a group photo; faces much smaller than the largest (people in
-  the background) do not count;
+  the background) do not count, nor, beside real faces, a detection the face mesh saw no face in
+  (a glass or a lamp: it could otherwise send a group to review, or be the "largest" face);
 - a photo goes to blink only on positive evidence of closed eyes; no face, hidden eyes (sunglasses,
   profile) and scores close to the threshold go to keep or review as configured, never to blink;
 - a face's score is the mean closed probability of its two eyes; it is a blink at the threshold,
@@ -39,6 +40,9 @@ class FaceReading(Protocol):
     @property
     def left(self) -> EyeReading: ...
 
+    @property
+    def is_face(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -63,13 +67,20 @@ def decide(
     if not faces:
         return Decision(settings.no_face, 0.0, ("no face found",))
 
-    largest = max(face.width for face in faces)
+    # Detections the mesh saw no face in count only when nothing else does, and then as faces
+    # whose eyes are not visible (the mesh can miss a real face turned towards a profile).
+    counted = [i for i, reading in enumerate(eyes) if reading.is_face] or range(len(faces))
+    largest = max(faces[i].width for i in counted)
     calls = []
+    not_faces = []
     for number, (face, reading) in enumerate(zip(faces, eyes, strict=True), start=1):
+        if number - 1 not in counted:
+            not_faces.append(f"face {number}: not a face (the face mesh sees none there)")
+            continue
         if face.width < settings.min_face_size * largest:
             continue  # a background face: not the subject of the photo
         call = _judge_face(reading, settings)
-        share = f"{face.width / largest:.0%} of the largest" if len(faces) > 1 else "the face"
+        share = f"{face.width / largest:.0%} of the largest" if len(counted) > 1 else "the face"
         calls.append(_FaceCall(call.verdict, call.score, f"face {number} ({share}): {call.reason}"))
 
     # The worst prominent face decides: blink over review over hidden-eyes over keep.
@@ -79,7 +90,7 @@ def decide(
             worst = max(deciding, key=lambda c: c.score)
             verdict = settings.eyes_not_visible if wanted == "hidden" else wanted
             others = tuple(c.reason for c in calls if c is not worst)
-            return Decision(verdict, round(worst.score, 4), (worst.reason, *others))
+            return Decision(verdict, round(worst.score, 4), (worst.reason, *others, *not_faces))
     raise AssertionError("the largest face is always prominent")  # pragma: no cover
 
 

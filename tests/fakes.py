@@ -20,6 +20,7 @@ class Eye:
 class Eyes:
     right: Eye
     left: Eye
+    is_face: bool = True
 
 
 @dataclass(frozen=True)

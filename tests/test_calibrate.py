@@ -205,6 +205,19 @@ def frame(
     )
 
 
+def test_a_detection_the_mesh_saw_no_face_in_is_judged_as_the_daemon_judged_it() -> None:
+    glass = {"box": [0.0, 0.0, 400.0, 400.0], "score": 0.6, "is_face": False}
+    glass["eyes"] = {"left": 0.0, "right": 0.0, "left_hidden": 1.0, "right_hidden": 1.0}
+    closed = {"left": 0.9, "right": 0.9, "left_hidden": 0.0, "right_hidden": 0.0}
+    person = {"box": [500.0, 0.0, 690.0, 230.0], "score": 0.9, "eyes": closed}
+    f = dataclasses.replace(frame(1, 0.9), faces=(glass, person))
+
+    assert decide(*calibrate._faces(f), SETTINGS).verdict == "blink"
+    # A ledger written before faces carried is_face reads every detection as a face, as then.
+    old = dataclasses.replace(f, faces=({k: v for k, v in glass.items() if k != "is_face"}, person))
+    assert decide(*calibrate._faces(old), SETTINGS).verdict == "review"
+
+
 def moved(f: Frame, to: str) -> Correction:
     return Correction(f.id, f.id, f.verdict, f.verdict, to, Path(f"/{to}/{f.path.name}"), 0.0)
 
@@ -374,6 +387,7 @@ def test_the_verdicts_over_the_grid_are_decides_at_every_threshold(one_eye_is_en
             calibrate._Reading(
                 calibrate._Eye(rng.random(), rng.choice((0.0, 0.0, 0.0, 0.9))),
                 calibrate._Eye(rng.random(), rng.choice((0.0, 0.0, 0.0, 0.9))),
+                is_face=rng.random() > 0.2,
             )
             for _ in range(count)
         ]

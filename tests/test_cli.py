@@ -58,6 +58,7 @@ def test_classify_json_rows_have_the_documented_fields(
     assert 0 <= x0 < x1 and 0 <= y0 < y1
     assert 0 < face["score"] <= 1
     assert face["eyes"]["left"] > 0.5 and face["eyes"]["right"] > 0.5
+    assert face["is_face"] is True  # the face mesh saw this face
     assert row["ms"] > 0
 
 

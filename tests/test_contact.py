@@ -563,6 +563,20 @@ def test_eye_squares_are_green_when_open_and_red_when_closed() -> None:
     assert (250, 4, 40) not in colours_near(160, 170)
 
 
+def test_a_detection_the_mesh_saw_no_face_in_is_not_drawn() -> None:
+    image = Image.new("RGB", (400, 400), (128, 128, 128))
+    glass = {
+        "box": [100, 100, 300, 300],
+        "keypoints": [[160, 170], [240, 170], [200, 210], [200, 250], [110, 180], [290, 180]],
+        "eyes": {"right": 0.0, "left": 0.0, "right_hidden": 1.0, "left_hidden": 1.0},
+        "is_face": False,
+    }
+    draw_faces(image, [glass], 1.0)
+    assert np.asarray(image).max() == np.asarray(image).min() == 128
+    draw_faces(image, [{**glass, "is_face": True}], 1.0)  # the same box as a face is drawn
+    assert np.asarray(image).max() > 128
+
+
 def test_faces_without_keypoints_still_get_a_coloured_box(tmp_path: Path) -> None:
     image = Image.new("RGB", (400, 400), (128, 128, 128))
     face = {"box": [100, 100, 300, 300], "eyes": {"right": 0.97, "left": 0.95}}

@@ -110,6 +110,7 @@ def test_a_routed_frame_round_trips(ledger: Ledger, inbox: Path, blink: Path) ->
             "score": 0.97,
             "keypoints": [[40.0, 60.0]] * 6,
             "eyes": {"left": 0.88, "right": 0.91, "left_hidden": 0.02, "right_hidden": 0.0},
+            "is_face": True,
         },
     )
     assert (frame.ms, frame.pixels, frame.decode_error) == (61.5, "PRVW box 1620x1080", None)

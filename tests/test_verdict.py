@@ -30,6 +30,7 @@ class Eye:
 class Eyes:
     right: Eye
     left: Eye
+    is_face: bool = True
 
 
 def face(width: float, x: float = 0.0) -> Face:
@@ -132,3 +133,36 @@ def test_a_blink_outranks_another_face_with_sunglasses() -> None:
 def test_mismatched_inputs_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="2 faces but 1 eye readings"):
         decide([face(10), face(10)], [eyes(0, 0)], SETTINGS)
+
+
+def not_a_face(right: float = 0.0, left: float = 0.0) -> Eyes:
+    """What the pipeline reads of a detection the face mesh saw no face in (a glass)."""
+    return Eyes(Eye(right, 1.0), Eye(left, 1.0), is_face=False)
+
+
+def test_a_glass_detected_as_the_largest_face_neither_decides_nor_hides_the_subjects() -> None:
+    # Without the mesh's word the glass, twice as wide, would make both people background
+    # faces and send the photo to review for eyes not visible.
+    faces = [face(400), face(190, x=500), face(180, x=800)]
+    readings = [not_a_face(), eyes(0.95, 0.9), eyes(0.02, 0.03)]
+
+    decision = decide(faces, readings, SETTINGS)  # type: ignore[arg-type]
+
+    assert decision.verdict == "blink"
+    assert decision.reasons[0].startswith("face 2 (100% of the largest)")
+    assert decision.reasons[-1] == "face 1: not a face (the face mesh sees none there)"
+
+
+def test_a_group_of_open_eyes_is_kept_whatever_else_was_detected() -> None:
+    faces = [face(200), face(180, x=300), face(150, x=600)]
+    readings = [eyes(0.02, 0.01), not_a_face(), eyes(0.05, 0.03)]
+    assert decide(faces, readings, SETTINGS).verdict == "keep"  # type: ignore[arg-type]
+
+
+def test_a_lone_detection_the_mesh_saw_no_face_in_goes_where_hidden_eyes_go() -> None:
+    # It may be a real face turned towards a profile: never a blink, and not dropped unseen.
+    for where in ("review", "keep"):
+        settings = replace(SETTINGS, eyes_not_visible=where)
+        decision = decide([face(200)], [not_a_face()], settings)  # type: ignore[list-item]
+        assert decision.verdict == where
+        assert decision.reasons == ("face 1 (the face): eyes not visible",)
