@@ -416,7 +416,7 @@ class Daemon:
                 path=job.primary,
                 verdict=result.verdict,
                 score=result.score,
-                faces=len(result.faces),
+                faces=result.face_count,
                 ms=result.ms,
                 destination=outcome.targets[0] if outcome.targets else None,
             )

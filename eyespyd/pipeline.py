@@ -64,6 +64,11 @@ class Result:
     error: str | None = None  # why the file could not be read; the verdict is then keep
     source: str = ""  # which pixels were used, e.g. "MPF preview 1620x1080"
 
+    @property
+    def face_count(self) -> int:
+        """The faces found, less detections the face mesh saw no face in (a glass, a lamp)."""
+        return sum(f.eyes.is_face for f in self.faces)
+
 
 class Pipeline:
     def __init__(

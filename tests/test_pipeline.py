@@ -199,5 +199,7 @@ def test_a_detection_the_mesh_does_not_see_as_a_face_gives_no_evidence(
     assert faces == detected  # kept where the detector put it, so faces and eyes stay in step
     assert [(e.closed, e.hidden) for e in (eyes[0].right, eyes[0].left)] == [(0.0, 1.0)] * 2
     assert not eyes[0].is_face  # beside real faces the verdict leaves it out
+    result = pipeline.classify(photo.path)
+    assert (len(result.faces), result.face_count) == (1, 0)  # the journal line says "0 faces"
     decision = decide(faces, eyes, pipeline.verdict_settings)
     assert decision.verdict == pipeline.verdict_settings.eyes_not_visible  # never blink
