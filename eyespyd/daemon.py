@@ -28,17 +28,18 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from eyespyd import config, xmp
+from eyespyd import config, contact, xmp
 from eyespyd.config import FolderSettings, Settings
 from eyespyd.corrections import CorrectionWatcher
 from eyespyd.errors import ConfigError, EyespydError
 from eyespyd.journal import log_frame
 from eyespyd.notify import Notifier
 from eyespyd.pipeline import Pipeline, Result
-from eyespyd.record import Ledger, recover, route_and_record
+from eyespyd.record import Ledger, faces_json, recover, route_and_record
 from eyespyd.route import clean_temps, frame_group, primary
 from eyespyd.settle import Settled, Settler
 from eyespyd.sheets import SheetRefresher
+from eyespyd.types import Photo
 from eyespyd.watch import Hint, Watcher, scan
 
 log = logging.getLogger("eyespyd")
@@ -395,7 +396,7 @@ class Daemon:
 
     def _handle(self, pipeline: Pipeline, job: Job) -> Done:
         assert self.ledger is not None
-        result = pipeline.classify(job.primary)
+        result, photo = pipeline.classify_photo(job.primary)
         if result.error is not None:
             log.warning("%s: %s; kept", job.primary, result.error)
         destination = job.folder.destination(result.verdict)
@@ -409,7 +410,10 @@ class Daemon:
         if outcome.status == "routed":
             self._write_xmp(pipeline, result, outcome.targets)
             if result.verdict != "keep" and self.sheets is not None:
-                # The session's contact sheet beside the destinations, for review in the studio.
+                # The session's contact sheet beside the destinations, for review in the studio;
+                # its thumbnail drawn now, from the pixels in hand, not decoded again.
+                if photo is not None:
+                    self._prime_thumbnail(job, outcome.targets, result, photo)
                 self.sheets.mark(job.folder)
             log_frame(
                 log,
@@ -421,6 +425,16 @@ class Daemon:
                 destination=outcome.targets[0] if outcome.targets else None,
             )
         return Done(job, routed=True)
+
+    def _prime_thumbnail(
+        self, job: Job, targets: tuple[Path, ...], result: Result, photo: Photo
+    ) -> None:
+        """Cache the routed frame's contact-sheet thumbnail, drawn from the pixels it was judged
+        on, where the sheet will look for it."""
+        try:
+            contact.prime_routed(job.primary, job.group, targets, faces_json(result), photo)
+        except Exception as exc:  # a thumbnail is a convenience: the sheet can still decode
+            log.debug("cannot draw the thumbnail of %s now: %s", job.primary, exc)
 
     def _write_xmp(self, pipeline: Pipeline, result: Result, targets: tuple[Path, ...]) -> None:
         """The verdict into the routed frame's sidecar, for the photographer's editor. Not for a

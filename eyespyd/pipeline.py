@@ -89,16 +89,21 @@ class Pipeline:
 
     def classify(self, path: Path) -> Result:
         """The verdict for one file; an unreadable file is kept, with its error."""
+        return self.classify_photo(path)[0]
+
+    def classify_photo(self, path: Path) -> tuple[Result, Photo | None]:
+        """`classify`, with the decoded photo the eyes were read on (None when unreadable): the
+        daemon draws a flagged frame's contact-sheet thumbnail from it instead of decoding again."""
         start = time.perf_counter()
         try:
             photo = decode(path, self.decode_settings)
         except DecodeError as exc:
             ms = (time.perf_counter() - start) * 1000
-            return Result(path, KEEP, 0.0, (exc.reason,), (), round(ms, 1), error=exc.reason)
+            return Result(path, KEEP, 0.0, (exc.reason,), (), round(ms, 1), error=exc.reason), None
         faces, readings, photo = self.read_faces(photo)
         decision = decide(faces, readings, self.verdict_settings)
         ms = (time.perf_counter() - start) * 1000
-        return _result(photo, faces, readings, decision, ms)
+        return _result(photo, faces, readings, decision, ms), photo
 
     def read_faces(self, photo: Photo) -> tuple[tuple[Face, ...], tuple[FaceEyes, ...], Photo]:
         """Faces and their eyes; eyes too small to judge are read again from a larger decode,

@@ -25,13 +25,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyespyd import record
+from eyespyd import contact, record
 from eyespyd.config import FolderSettings
 from eyespyd.contact import (
     SHEET_PREFIX,
     ContactSheetError,
     ThumbnailCache,
     draw_faces,
+    prime_routed,
     refresh_session_sheet,
     session_sheet_path,
     thumbnail,
@@ -561,6 +562,31 @@ def test_eye_squares_are_green_when_open_and_red_when_closed() -> None:
     assert (5, 196, 40) in colours_near(160, 170)  # the subject's right eye, open
     assert (250, 4, 40) in colours_near(240, 170)  # the left eye, closed
     assert (250, 4, 40) not in colours_near(160, 170)
+
+
+def test_a_thumbnail_drawn_from_the_workers_pixels_spares_the_sheet_a_decode(
+    shoot: Shoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the daemon does: the worker decodes and judges the frame, routes it with its twin and
+    # sidecar, then primes the thumbnail from the pixels in hand.
+    path = shoot.folders.inbox / "DSC_0201.JPG"
+    result = classified(path, BLINK, compose(path, [blinked()], (1500, 1000)), "")
+    (shoot.folders.inbox / "DSC_0201.xmp").write_text("<x/>", encoding="utf-8")
+    photo = decode(path, DEFAULT_SETTINGS)
+    group = frame_group(path)
+    outcome = route_and_record(shoot.ledger, result, group, shoot.folders.blink, MOVE)
+    cache = ThumbnailCache()
+    prime_routed(path, group, outcome.targets, record.faces_json(result), photo, cache=cache)
+
+    def decode_again(*_: object, **__: object) -> None:
+        raise AssertionError("the sheet decoded the frame again")
+
+    monkeypatch.setattr(contact, "decode", decode_again)
+    sheet = write_contact_sheet(shoot.ledger, shoot.root / "sheet.html", cache=cache)
+
+    assert (cache.hits, cache.misses) == (1, 0)
+    page = sheet.read_text("utf-8")
+    assert "DSC_0201.JPG" in page and page.count("data:image/jpeg;base64,") == 1
 
 
 def test_a_detection_the_mesh_saw_no_face_in_is_not_drawn() -> None:
