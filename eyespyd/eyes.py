@@ -335,7 +335,7 @@ def _gray_around(
     pixels: npt.NDArray[np.uint8], geometries: tuple[EyeGeometry, ...], margin: float = 1.2
 ) -> tuple[ByteArray, tuple[int, int]]:
     """Gray pixels of just the part around the eyes (the image may be a 1620 px preview), with the
-    offset of that part; `margin` leaves room for eye_views' wider squares."""
+    offset of that part; `margin` leaves room around the squares."""
     xs, ys = [], []
     for g in geometries:
         grown = EyeGeometry(g.centre, g.angle, g.side * margin, g.mirrored)

@@ -160,7 +160,7 @@ class NoFaceMesh:
 
 
 @pytest.mark.parametrize("mesh_sees_faces", [True, False])
-def test_the_stored_eye_views_read_as_classify_reads_the_photo(
+def test_the_stored_eye_patches_read_as_classify_reads_the_photo(
     mesh_sees_faces: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Held-back photos are read again later with the new model, from what was stored: with the
@@ -178,7 +178,7 @@ def test_the_stored_eye_views_read_as_classify_reads_the_photo(
     for stored in read.photos:
         faces, readings, _ = pipeline.read_faces(decode(stored.file.path, settings.decode))
         assert stored.faces == faces and stored.shipped == readings
-        assert archive.read_views(pipeline.eyes, stored) == readings
+        assert archive.read_patches(pipeline.eyes, stored) == readings
     closed = read.photos[0].shipped[0]
     assert (closed.right.hidden == 1.0) is not mesh_sees_faces  # both branches are taken
 
@@ -245,7 +245,7 @@ def test_reading_an_archive_labels_eyes_by_folder_and_skips_what_it_cannot_use(
     assert read.train.context.shape[1:] == (48, 48)  # context crops: twice the input side
     assert set(read.train.picture) & set(read.held_back.picture) == set()
     for photo in read.photos:
-        assert (photo.views is not None) == photo.held_back
+        assert (photo.patches is not None) == photo.held_back
     held = [p for p in read.photos if p.held_back]
     shipped = archive.score("shipped", held, [p.shipped for p in held], settings)
     assert shipped.photo.photos == len(held) and shipped.photo.recall == 1.0

@@ -178,9 +178,9 @@ class ArchivePhoto:
     # as detected with F x 2 x S x S patches at its eye keypoints, and with its eyes
     # placed by the face mesh (None: the mesh sees no face) with the patches there.
     detected: tuple[Face, ...] = ()
-    views: ByteArray | None = field(default=None, repr=False)
+    patches: ByteArray | None = field(default=None, repr=False)
     placed: tuple[Placement | None, ...] = ()
-    placed_views: ByteArray | None = field(default=None, repr=False)
+    placed_patches: ByteArray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -282,13 +282,13 @@ def read_archive(
             image = photo.pillow()
             placed = tuple(pipeline.place_eyes(image, face) for face in detected)
             blank = np.zeros((2, size, size), np.uint8)
-            views = np.stack([face_patches(photo.pixels, face, size) for face in detected])
-            placed_views = np.stack(
+            patches = np.stack([face_patches(photo.pixels, face, size) for face in detected])
+            placed_patches = np.stack(
                 [blank if p is None else face_patches(photo.pixels, p.face, size) for p in placed]
             )
             photos.append(
                 ArchivePhoto(
-                    item, back, faces, readings, picks, detected, views, placed, placed_views
+                    item, back, faces, readings, picks, detected, patches, placed, placed_patches
                 )
             )
         else:
@@ -402,20 +402,20 @@ class Scores:
     photo: PhotoMetrics
 
 
-def read_views(classifier: EyeClassifier, photo: ArchivePhoto) -> tuple[FaceEyes, ...]:
-    """What the pipeline would read of each face with `classifier`, from the stored eye views:
+def read_patches(classifier: EyeClassifier, photo: ArchivePhoto) -> tuple[FaceEyes, ...]:
+    """What the pipeline would read of each face with `classifier`, from the stored eye patches:
     at the detector's keypoints, then where the mesh placed the eyes if they are not plainly
     open (`pipeline.closer_look`, the run time's rule)."""
-    assert photo.views is not None, "views are kept for held-back photos only"
-    assert photo.placed_views is not None
+    assert photo.patches is not None, "patches are kept for held-back photos only"
+    assert photo.placed_patches is not None
     readings = []
-    for face, placed, views, placed_views in zip(
-        photo.detected, photo.placed, photo.views, photo.placed_views, strict=True
+    for face, placed, patches, placed_patches in zip(
+        photo.detected, photo.placed, photo.patches, photo.placed_patches, strict=True
     ):
-        first = classifier.read(views, eye_geometry(face))
+        first = classifier.read(patches, eye_geometry(face))
 
-        def again(f: Face, patches: ByteArray = placed_views) -> FaceEyes:
-            return classifier.read(patches, eye_geometry(f))
+        def again(f: Face, placed_patches: ByteArray = placed_patches) -> FaceEyes:
+            return classifier.read(placed_patches, eye_geometry(f))
 
         readings.append(closer_look(face, first, placed, again))
     return tuple(readings)
@@ -803,7 +803,7 @@ def run(
 
     mine = EyeClassifier(ModelInfo("eye_state (own)", str(path), sha))
     held = [p for p in archive.photos if p.held_back]
-    new_scores = score("new", held, [read_views(mine, p) for p in held], settings)
+    new_scores = score("new", held, [read_patches(mine, p) for p in held], settings)
     shipped_scores = score("shipped", held, [p.shipped for p in held], settings)
     made = Run(
         keep=keep.absolute(),
