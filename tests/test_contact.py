@@ -545,13 +545,17 @@ def test_face_boxes_land_on_the_faces_in_the_thumbnail(tmp_path: Path, orientati
         assert diff[cy - 12 : cy + 13, cx - 12 : cx + 13].max() > 120
 
 
+# A face filling the middle of a 400 px square, in the ledger's form, without its eyes.
+SQUARE_FACE: dict[str, Any] = {
+    "box": [100, 100, 300, 300],
+    "keypoints": [[160, 170], [240, 170], [200, 210], [200, 250], [110, 180], [290, 180]],
+}
+
+
 def test_eye_squares_are_green_when_open_and_red_when_closed() -> None:
     image = Image.new("RGB", (400, 400), (128, 128, 128))
-    face = {
-        "box": [100, 100, 300, 300],
-        "keypoints": [[160, 170], [240, 170], [200, 210], [200, 250], [110, 180], [290, 180]],
-        "eyes": {"right": 0.02, "left": 0.98, "right_hidden": 0.0, "left_hidden": 0.0},
-    }
+    eyes = {"right": 0.02, "left": 0.98, "right_hidden": 0.0, "left_hidden": 0.0}
+    face = {**SQUARE_FACE, "eyes": eyes}
     draw_faces(image, [face], 1.0)
     pixels = np.asarray(image)
 
@@ -591,12 +595,8 @@ def test_a_thumbnail_drawn_from_the_workers_pixels_spares_the_sheet_a_decode(
 
 def test_a_detection_the_mesh_saw_no_face_in_is_not_drawn() -> None:
     image = Image.new("RGB", (400, 400), (128, 128, 128))
-    glass = {
-        "box": [100, 100, 300, 300],
-        "keypoints": [[160, 170], [240, 170], [200, 210], [200, 250], [110, 180], [290, 180]],
-        "eyes": {"right": 0.0, "left": 0.0, "right_hidden": 1.0, "left_hidden": 1.0},
-        "is_face": False,
-    }
+    eyes = {"right": 0.0, "left": 0.0, "right_hidden": 1.0, "left_hidden": 1.0}
+    glass = {**SQUARE_FACE, "eyes": eyes, "is_face": False}
     draw_faces(image, [glass], 1.0)
     assert np.asarray(image).max() == np.asarray(image).min() == 128
     draw_faces(image, [{**glass, "is_face": True}], 1.0)  # the same box as a face is drawn
